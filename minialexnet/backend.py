@@ -1,0 +1,201 @@
+"""What a device is: the CPU (NumPy) or one CUDA GPU (CuPy).
+
+Everything else in the library is written once against an "array module"
+``xp`` -- ``numpy`` or ``cupy``, which share one API -- and asks this module
+which one to use. This is the only file that imports CuPy.
+
+    >>> dev = Device("cpu")            # or Device("gpu:0"), Device("auto")
+    >>> x = dev.xp.zeros((2, 3), dtype=dev.xp.float32)
+    >>> with dev:                      # makes the device current (GPU: cupy.cuda.Device)
+    ...     y = dev.asarray([1.0, 2.0])
+    >>> rng = dev.rng(seed=0)          # seeded generator whose arrays live on dev
+    >>> get_array_module(y) is dev.xp
+    True
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Device", "get_array_module", "gpu_available", "to_numpy"]
+
+GPU_INSTALL_HINT = (
+    "Install CuPy for your CUDA version, e.g. `pip install 'minialexnet[gpu]'` "
+    "(cupy-cuda12x), or use Device('cpu')."
+)
+
+_cupy: ModuleType | None = None
+_cupy_import_error: str | None = None
+
+
+def _import_cupy() -> ModuleType | None:
+    """Import CuPy once; remember why it failed so errors can say it."""
+    global _cupy, _cupy_import_error
+    if _cupy is None and _cupy_import_error is None:
+        try:
+            import cupy  # noqa: PLC0415 -- the only cupy import in the library
+
+            _cupy = cupy
+        except Exception as exc:  # ImportError, or a broken CUDA install
+            _cupy_import_error = f"{type(exc).__name__}: {exc}"
+    return _cupy
+
+
+def _gpu_count() -> int:
+    cupy = _import_cupy()
+    if cupy is None:
+        return 0
+    try:
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:
+        return 0
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and at least one CUDA device answers."""
+    return _gpu_count() > 0
+
+
+def get_array_module(*arrays: Any) -> ModuleType:
+    """``cupy`` if any argument is a CuPy array, else ``numpy``.
+
+    Only checks CuPy when it is already imported, so it costs nothing on the CPU.
+    """
+    if _cupy is not None:
+        for a in arrays:
+            if isinstance(a, _cupy.ndarray):
+                return _cupy
+    return np
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A NumPy copy (GPU) or view (CPU) of any array, for printing and saving."""
+    if _cupy is not None and isinstance(x, _cupy.ndarray):
+        return _cupy.asnumpy(x)
+    return np.asarray(x)
+
+
+class Device:
+    """The CPU or one GPU.
+
+    ``Device("cpu")``, ``Device("gpu")`` (= ``"gpu:0"``), ``Device("gpu:N")``, or
+    ``Device("auto")``: a GPU when CuPy and a CUDA device are usable, else the
+    CPU with a one-line notice on stderr.
+
+    Attributes: ``kind`` ("cpu" or "gpu"), ``index`` (GPU number, or ``None``),
+    ``xp`` (the array module). A device is a context manager: on a GPU,
+    ``with dev:`` makes it current (``cupy.cuda.Device(index)``); on the CPU it
+    does nothing. Devices compare equal by name.
+    """
+
+    def __init__(self, spec: str | Device = "cpu") -> None:
+        if isinstance(spec, Device):
+            self.kind, self.index = spec.kind, spec.index
+            self._cuda = spec._cuda
+            return
+        if not isinstance(spec, str):
+            raise TypeError(
+                f"Device: expected a string like 'cpu', 'gpu:0' or 'auto', got {spec!r}"
+            )
+        name = spec.strip().lower()
+        if name == "auto":
+            if gpu_available():
+                name = "gpu:0"
+            else:
+                why = _cupy_import_error or "no CUDA device found"
+                print(f"minialexnet: no usable GPU ({why}); running on the CPU.", file=sys.stderr)
+                name = "cpu"
+        if name == "cpu":
+            self.kind, self.index, self._cuda = "cpu", None, None
+            return
+        if name in ("gpu", "cuda"):
+            name = "gpu:0"
+        kind, _, idx = name.partition(":")
+        if kind not in ("gpu", "cuda") or not idx.isdigit():
+            raise ValueError(
+                f"Device: unknown device {spec!r}; expected 'cpu', 'gpu', 'gpu:N' or 'auto'"
+            )
+        index = int(idx)
+        cupy = _import_cupy()
+        if cupy is None:
+            raise RuntimeError(
+                f"Device({spec!r}): CuPy is not importable ({_cupy_import_error}). "
+                + GPU_INSTALL_HINT
+            )
+        count = _gpu_count()
+        if index >= count:
+            raise RuntimeError(
+                f"Device({spec!r}): this machine has {count} usable CUDA device(s); "
+                f"GPU {index} does not exist. "
+                + ("Pick gpu:0 .. gpu:%d." % (count - 1) if count else GPU_INSTALL_HINT)
+            )
+        self.kind, self.index, self._cuda = "gpu", index, cupy.cuda.Device(index)
+
+    # -- identity -----------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return "cpu" if self.kind == "cpu" else f"gpu:{self.index}"
+
+    def __repr__(self) -> str:
+        return f"Device({self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Device) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.kind == "gpu"
+
+    @property
+    def xp(self) -> ModuleType:
+        """``numpy`` on the CPU, ``cupy`` on a GPU."""
+        return _cupy if self.kind == "gpu" else np  # type: ignore[return-value]
+
+    # -- making it current --------------------------------------------------
+    def __enter__(self) -> Device:
+        if self._cuda is not None:
+            self._cuda.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._cuda is not None:
+            self._cuda.__exit__(*exc)
+
+    # -- arrays -------------------------------------------------------------
+    def asarray(self, x: Any, dtype: Any = None) -> Any:
+        """``x`` as an array on this device (a copy only when it has to move)."""
+        if self.kind == "cpu":
+            return np.asarray(to_numpy(x), dtype=dtype)
+        with self:
+            return self.xp.asarray(x, dtype=dtype)
+
+    def holds(self, x: Any) -> bool:
+        """True when array ``x`` lives on this device."""
+        if self.kind == "cpu":
+            return isinstance(x, np.ndarray)
+        return isinstance(x, _cupy.ndarray) and x.device.id == self.index  # type: ignore[union-attr]
+
+    def rng(self, seed: int | None = None) -> Any:
+        """A seeded random generator that makes arrays on this device.
+
+        NumPy's ``Generator`` (PCG64) on the CPU, CuPy's ``Generator`` on a GPU.
+        Both have ``random(shape, dtype=...)``, ``standard_normal(shape, dtype=...)``
+        and ``integers(...)``. The same seed on the CPU gives the same numbers,
+        bit for bit.
+        """
+        if self.kind == "cpu":
+            return np.random.default_rng(seed)
+        with self:
+            return self.xp.random.default_rng(seed)
+
+    def synchronize(self) -> None:
+        """Wait for queued GPU work to finish (for timing); no-op on the CPU."""
+        if self._cuda is not None:
+            self._cuda.synchronize()
