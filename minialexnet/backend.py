@@ -131,7 +131,7 @@ class Device:
             raise RuntimeError(
                 f"Device({spec!r}): this machine has {count} usable CUDA device(s); "
                 f"GPU {index} does not exist. "
-                + ("Pick gpu:0 .. gpu:%d." % (count - 1) if count else GPU_INSTALL_HINT)
+                + (f"Pick gpu:0 .. gpu:{count - 1}." if count else GPU_INSTALL_HINT)
             )
         self.kind, self.index, self._cuda = "gpu", index, cupy.cuda.Device(index)
 

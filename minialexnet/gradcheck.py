@@ -110,7 +110,7 @@ def check_function(
             f"check_function: backward returned {len(grads)} gradients for inputs {names}"
         )
     errors: dict[str, float] = {}
-    for name, analytic in zip(names, grads):
+    for name, analytic in zip(names, grads, strict=True):
         if (wrt is not None and name not in wrt) or analytic is None:
             continue
 
