@@ -17,6 +17,7 @@ Backward: ``dx = dout * (the same factor the forward applied)``.
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 from . import _checks
@@ -45,7 +46,7 @@ def dropout_forward(x: Any, p: float, rng: Any, train: bool = True, *,
     """
     fn = "dropout_forward"
     _checks.floating(x, fn, "x")
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+    if isinstance(p, bool) or not isinstance(p, Real) or not 0 <= p < 1:
         raise ValueError(
             f"{fn}: p is the probability of dropping a unit and must be in [0, 1), got {p!r}"
         )
@@ -55,7 +56,7 @@ def dropout_forward(x: Any, p: float, rng: Any, train: bool = True, *,
     if not train:
         factor = dtype.type(1 - p) if mode == "paper" else None
         out = x * factor if factor is not None else x.copy()
-        return out, (x.shape, factor)
+        return out, (x.shape, dtype, factor)
     if rng is None or not hasattr(rng, "random"):
         raise TypeError(
             f"{fn}: training needs a random generator, e.g. rng=np.random.default_rng(0), "
@@ -64,11 +65,12 @@ def dropout_forward(x: Any, p: float, rng: Any, train: bool = True, *,
     keep = rng.random(x.shape, dtype=dtype) >= p
     scale = dtype.type(1 / (1 - p)) if mode == "inverted" else dtype.type(1)
     factor = keep * scale  # the per-element multiplier: 0 or scale
-    return x * factor, (x.shape, factor)
+    return x * factor, (x.shape, dtype, factor)
 
 
 def dropout_backward(dout: Any, cache: tuple) -> Any:
     """Dropout backward: ``dx = dout * factor``, the forward's mask and scale."""
-    shape, factor = cache
+    shape, dtype, factor = cache
     _checks.dout_shape(dout, shape, "dropout_backward")
+    dout = dout.astype(dtype, copy=False)
     return dout.copy() if factor is None else dout * factor

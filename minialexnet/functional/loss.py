@@ -11,6 +11,7 @@ the MEAN over the batch, and their gradients include the 1/N.
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 from ..backend import get_array_module
@@ -89,7 +90,7 @@ def multiclass_hinge(scores: Any, labels: Any, margin: float = 1.0) -> tuple[Any
     """
     fn = "multiclass_hinge"
     _scores(scores, fn, "scores")
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin < 0:
+    if isinstance(margin, bool) or not isinstance(margin, Real) or margin < 0:
         raise ValueError(f"{fn}: margin must be a non-negative number, got {margin!r}")
     xp = get_array_module(scores)
     n, c = scores.shape

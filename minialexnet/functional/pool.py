@@ -90,7 +90,7 @@ def maxpool2d_forward(x: Any, size: Any = 3, stride: Any = 2) -> tuple[Any, tupl
     oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
     rows, argj = _max_1d(x, 3, kw, sw, ow)  # (N, C, H, OW): max over each row segment
     out, argi = _max_1d(rows, 2, kh, sh, oh)  # (N, C, OH, OW): max over those rows
-    cache = (x.shape, (kh, kw), (sh, sw), argi, argj)
+    cache = (x.shape, x.dtype, (kh, kw), (sh, sw), argi, argj)
     return out, cache
 
 
@@ -104,7 +104,8 @@ def maxpool2d_backward(dout: Any, cache: tuple) -> Any:
     Returns:
         dx shaped like x.
     """
-    x_shape, (kh, kw), (sh, sw), argi, argj = cache
+    x_shape, x_dtype, (kh, kw), (sh, sw), argi, argj = cache
     _checks.dout_shape(dout, argi.shape, "maxpool2d_backward")
+    dout = dout.astype(x_dtype, copy=False)
     drows = _unmax_1d(dout, argi, 2, kh, sh, x_shape[2])  # (N, C, H, OW)
     return _unmax_1d(drows, argj, 3, kw, sw, x_shape[3])  # (N, C, H, W)

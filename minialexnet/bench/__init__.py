@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m minialexnet.bench layers`` times every AlexNet layer."""
