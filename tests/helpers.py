@@ -1,0 +1,261 @@
+"""Shared hypothesis strategies and assertions for the tests of minialexnet.functional.
+
+Hypothesis draws shapes and hyper-parameters (and a seed); the array contents
+come from a seeded NumPy generator, which is much faster than drawing every
+entry through hypothesis and still reproducible from the printed example.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+from minialexnet.backend import to_numpy
+
+# --------------------------------------------------------------------------- settings
+# Hypothesis combined with the function-scoped ``device`` fixture is fine here: every
+# example builds its own arrays, so nothing leaks between examples.
+FIXTURE_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+
+# The suite runs 4x the base counts (~20 s); deeper: MINIALEXNET_EXAMPLES_SCALE=20 pytest tests/...
+EXAMPLES_SCALE = max(1, int(os.environ.get("MINIALEXNET_EXAMPLES_SCALE", "4")))
+
+
+def fast(max_examples: int = 30) -> settings:
+    """Settings for the suite: few examples, no deadline, fixtures allowed."""
+    return settings(
+        max_examples=max_examples * EXAMPLES_SCALE,
+        deadline=None,
+        suppress_health_check=FIXTURE_OK,
+    )
+
+
+GRAD_TOL = 1e-6  # relative error the suite asserts against finite differences (float64)
+
+DTYPES = [np.float32, np.float64]
+dtypes = st.sampled_from(DTYPES)
+seeds = st.integers(min_value=0, max_value=2**32 - 1)
+
+
+# --------------------------------------------------------------------------- arrays
+def rand(seed: int, shape: tuple[int, ...], dtype: Any = np.float64, scale: float = 1.0):
+    """Standard-normal array (times ``scale``) from ``seed``."""
+    rng = np.random.default_rng(seed)
+    return (scale * rng.standard_normal(shape)).astype(dtype)
+
+
+def distinct(seed: int, shape: tuple[int, ...], dtype: Any = np.float64, gap: float = 0.1):
+    """All entries distinct, at least ``gap`` apart: a shuffled, scaled ``arange``.
+
+    Keeps every pooling window free of ties, so finite differences with eps=1e-6
+    never step across a change of the arg-max.
+    """
+    rng = np.random.default_rng(seed)
+    size = int(np.prod(shape))
+    vals = (rng.permutation(size) - size / 2.0) * gap
+    return vals.reshape(shape).astype(dtype)
+
+
+def away_from_zero(seed: int, shape: tuple[int, ...], dtype: Any = np.float64, lo: float = 1e-2):
+    """Random signs times magnitudes in [lo, 2): no entry near ReLU's kink."""
+    rng = np.random.default_rng(seed)
+    mag = rng.uniform(lo, 2.0, size=shape)
+    sign = np.where(rng.random(shape) < 0.5, -1.0, 1.0)
+    return (sign * mag).astype(dtype)
+
+
+def on(device: Any, *arrays: Any) -> Any:
+    """``arrays`` moved to ``device`` (one array -> that array, several -> a tuple)."""
+    moved = tuple(None if a is None else device.asarray(a) for a in arrays)
+    return moved[0] if len(moved) == 1 else moved
+
+
+def npy(a: Any) -> Any:
+    """A NumPy array of any (numpy/cupy/scalar) array; None stays None."""
+    return None if a is None else np.asarray(to_numpy(a))
+
+
+# --------------------------------------------------------------------------- assertions
+def tol(dtype: Any) -> dict[str, float]:
+    """rtol/atol for comparing an op in ``dtype`` with a float64 reference."""
+    if np.dtype(dtype) == np.float64:
+        return {"rtol": 1e-10, "atol": 1e-12}
+    return {"rtol": 1e-4, "atol": 1e-5}
+
+
+def assert_close(actual: Any, expected: Any, dtype: Any = np.float64, scale: float = 1.0) -> None:
+    """``actual`` (any device) matches ``expected``, with tolerance for ``dtype``.
+
+    ``scale`` multiplies atol, for results whose magnitude grows with the sum length.
+    """
+    t = tol(dtype)
+    a, e = npy(actual), npy(expected)
+    assert a.shape == e.shape, f"shape {a.shape} != expected {e.shape}"
+    np.testing.assert_allclose(
+        a.astype(np.float64), e.astype(np.float64), rtol=t["rtol"], atol=t["atol"] * scale
+    )
+
+
+def assert_dtype(a: Any, dtype: Any, what: str = "output") -> None:
+    got = npy(a).dtype
+    assert got == np.dtype(dtype), f"{what} has dtype {got}, expected {np.dtype(dtype)}"
+
+
+class Snapshot:
+    """Copies of arrays taken now; ``check()`` asserts they have not changed since.
+
+    >>> snap = Snapshot(x=x, w=w)
+    >>> conv2d_forward(x, w, None)
+    >>> snap.check()
+    """
+
+    def __init__(self, **arrays: Any) -> None:
+        self.arrays = {k: v for k, v in arrays.items() if v is not None}
+        self.copies = {k: npy(v).copy() for k, v in self.arrays.items()}
+
+    def check(self, when: str = "") -> None:
+        for k, v in self.arrays.items():
+            now = npy(v)
+            assert now.dtype == self.copies[k].dtype, f"{k} changed dtype {when}"
+            assert np.array_equal(now, self.copies[k], equal_nan=True), f"{k} was modified {when}"
+
+
+# --------------------------------------------------------------------------- geometry
+def pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def out_size(n: int, k: int, stride: int, pad: int = 0) -> int:
+    return (n + 2 * pad - k) // stride + 1
+
+
+def maybe_pair(values: st.SearchStrategy[int]) -> st.SearchStrategy[Any]:
+    """An int, or an (h, w) tuple of two (possibly different) ints."""
+    return st.one_of(values, st.tuples(values, values))
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    n: int
+    c_in: int
+    c_out: int
+    h: int
+    w: int
+    kh: int
+    kw: int
+    stride: Any
+    pad: Any
+    groups: int
+    bias: bool
+
+    @property
+    def x_shape(self) -> tuple[int, int, int, int]:
+        return (self.n, self.c_in, self.h, self.w)
+
+    @property
+    def w_shape(self) -> tuple[int, int, int, int]:
+        return (self.c_out, self.c_in // self.groups, self.kh, self.kw)
+
+    @property
+    def out_shape(self) -> tuple[int, int, int, int]:
+        (sh, sw), (ph, pw) = pair(self.stride), pair(self.pad)
+        return (
+            self.n,
+            self.c_out,
+            out_size(self.h, self.kh, sh, ph),
+            out_size(self.w, self.kw, sw, pw),
+        )
+
+
+@st.composite
+def conv_cases(
+    draw: Any,
+    max_n: int = 3,
+    max_cpg: int = 3,
+    max_groups: int = 3,
+    max_k: int = 4,
+    max_extra: int = 6,
+    max_stride: int = 3,
+    max_pad: int = 2,
+    bias: bool | None = None,
+) -> ConvCase:
+    """A valid conv2d configuration: groups, strides, pads (ints or pairs), any bias."""
+    groups = draw(st.integers(1, max_groups))
+    cin_g = draw(st.integers(1, max_cpg))
+    cout_g = draw(st.integers(1, max_cpg))
+    kh, kw = draw(st.integers(1, max_k)), draw(st.integers(1, max_k))
+    stride = draw(maybe_pair(st.integers(1, max_stride)))
+    pad = draw(maybe_pair(st.integers(0, max_pad)))
+    (ph, pw) = pair(pad)
+    h = draw(st.integers(max(1, kh - 2 * ph), kh + max_extra))
+    w = draw(st.integers(max(1, kw - 2 * pw), kw + max_extra))
+    has_bias = draw(st.booleans()) if bias is None else bias
+    return ConvCase(
+        draw(st.integers(1, max_n)),
+        cin_g * groups,
+        cout_g * groups,
+        h,
+        w,
+        kh,
+        kw,
+        stride,
+        pad,
+        groups,
+        has_bias,
+    )
+
+
+@dataclass(frozen=True)
+class PoolCase:
+    n: int
+    c: int
+    h: int
+    w: int
+    size: Any
+    stride: Any
+
+    @property
+    def x_shape(self) -> tuple[int, int, int, int]:
+        return (self.n, self.c, self.h, self.w)
+
+    @property
+    def out_shape(self) -> tuple[int, int, int, int]:
+        (kh, kw), (sh, sw) = pair(self.size), pair(self.stride)
+        return (self.n, self.c, out_size(self.h, kh, sh), out_size(self.w, kw, sw))
+
+    @property
+    def overlapping(self) -> bool:
+        (kh, kw), (sh, sw) = pair(self.size), pair(self.stride)
+        return sh < kh or sw < kw
+
+
+@st.composite
+def pool_cases(
+    draw: Any,
+    max_n: int = 2,
+    max_c: int = 3,
+    max_size: int = 4,
+    max_stride: int = 3,
+    max_extra: int = 6,
+) -> PoolCase:
+    """Max-pool configurations, overlapping (stride < size) and not, square or not."""
+    size = draw(maybe_pair(st.integers(1, max_size)))
+    stride = draw(maybe_pair(st.integers(1, max_stride)))
+    kh, kw = pair(size)
+    h = draw(st.integers(kh, kh + max_extra))
+    w = draw(st.integers(kw, kw + max_extra))
+    return PoolCase(draw(st.integers(1, max_n)), draw(st.integers(1, max_c)), h, w, size, stride)
+
+
+# LRN hyper-parameters. Large alpha (0.1 - 1) makes the normaliser depend strongly on
+# every channel of the window, so a window shifted by one channel is caught.
+lrn_n = st.integers(1, 7)
+lrn_k = st.sampled_from([0.5, 1.0, 2.0]) | st.floats(0.5, 3.0)
+lrn_alpha = st.sampled_from([1e-4, 1e-2, 0.1, 0.5, 1.0]) | st.floats(1e-4, 1.0)
+lrn_beta = st.sampled_from([0.75, 0.5, 1.0]) | st.floats(0.25, 1.5)
