@@ -32,6 +32,7 @@ backward pass rebuilds them chunk by chunk.
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any
 
 from ..backend import get_array_module
@@ -153,8 +154,9 @@ def conv2d_forward(x: Any, w: Any, b: Any, stride: Any = 1, pad: Any = 0, groups
     _checks.floating(w, fn, "w")
     _checks.ndim(x, 4, fn, "x", "(N, C, H, W)")
     _checks.ndim(w, 4, fn, "w", "(C_out, C_in/groups, KH, KW)")
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+    if not isinstance(groups, Integral) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)
     sh, sw = _checks.pair(stride, fn, "stride", 1)
     ph, pw = _checks.pair(pad, fn, "pad", 0)
     n, c, h, wid = x.shape

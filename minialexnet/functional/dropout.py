@@ -62,7 +62,7 @@ def dropout_forward(x: Any, p: float, rng: Any, train: bool = True, *,
             f"{fn}: training needs a random generator, e.g. rng=np.random.default_rng(0), "
             f"got {rng!r}"
         )
-    keep = rng.random(x.shape, dtype=dtype) >= p
+    keep = rng.random(x.shape) >= p  # float64 draws: the same mask for float32 and float64 x
     scale = dtype.type(1 / (1 - p)) if mode == "inverted" else dtype.type(1)
     factor = keep * scale  # the per-element multiplier: 0 or scale
     return x * factor, (x.shape, dtype, factor)

@@ -33,6 +33,7 @@ loop over n (5) offsets, never over channels or pixels.
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any
 
 from ..backend import get_array_module
@@ -71,8 +72,9 @@ def lrn_forward(x: Any, n: int = 5, k: float = 2.0, alpha: float = 1e-4,
     _checks.floating(x, fn, "x")
     if x.ndim < 2:
         raise ValueError(f"{fn}: x must have a channel axis (N, C, ...), got shape {x.shape}")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+    if not isinstance(n, Integral) or isinstance(n, bool) or n < 1:
         raise ValueError(f"{fn}: n (channels in the window) must be a positive int, got {n!r}")
+    n = int(n)
     xp = get_array_module(x)
     dtype = x.dtype
     denom = _window_sum(x * x, n // 2, (n - 1) // 2)  # S
