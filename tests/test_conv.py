@@ -13,6 +13,7 @@ from helpers import (
     fast,
     npy,
     on,
+    pair,
     rand,
     seeds,
 )
@@ -194,3 +195,36 @@ def test_gradient_dtypes_follow_their_arrays(device):
         assert_dtype(dx, np.float32, "dx")
         assert_dtype(dw, np.float64, "dw")
         assert_dtype(db, np.float64, "db")
+
+
+# ----------------------------------------------------------------------------- im2col
+@fast(30)
+@given(case=conv_cases(), seed=seeds)
+def test_col2im_is_the_exact_adjoint_of_im2col(device, case, seed):
+    """<im2col(x), y> == <x, col2im(y)> for every x and y: col2im is im2col's transpose."""
+    from minialexnet.functional.conv import col2im, im2col, space_to_depth
+
+    x = on(device, rand(seed, case.x_shape, np.float64))
+    kh, kw = case.w_shape[2:]
+    out, _ = conv2d_forward(x, on(device, rand(seed + 1, case.w_shape, np.float64)), None,
+                            case.stride, case.pad, case.groups)
+    xs = space_to_depth(x, pair(case.pad), pair(case.stride))
+    col = im2col(xs, (kh, kw), out.shape[2:])
+    y = on(device, rand(seed + 2, tuple(col.shape), np.float64))
+    back = col2im(y, device.xp.zeros_like(xs))
+    lhs = float((npy(col) * npy(y)).sum())
+    rhs = float((npy(xs) * npy(back)).sum())
+    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
+
+
+def test_backward_twice_on_one_cache_gives_the_same_gradients(device):
+    """backward takes the kept columns out of the cache; a second call must rebuild them."""
+    x = on(device, rand(0, (2, 4, 7, 7), np.float64))
+    w = on(device, rand(1, (6, 2, 3, 3), np.float64))
+    b = on(device, rand(2, (6,), np.float64))
+    out, cache = conv2d_forward(x, w, b, 2, 1, 2)
+    dout = on(device, rand(3, tuple(out.shape), np.float64))
+    first = [npy(g) for g in conv2d_backward(dout, cache)]
+    second = [npy(g) for g in conv2d_backward(dout, cache)]
+    for a, b_ in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b_)

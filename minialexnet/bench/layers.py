@@ -4,9 +4,13 @@ Each layer runs on random float32 data at its real shape (conv1..conv5 with
 their groups, LRN1, pool1, fc6), batch 16 by default: one warm-up call, then
 the median of ``--repeat`` timed forward+backward passes (device-synchronised
 on a GPU). Achieved GFLOP/s counts the multiply-adds of the forward pass and of
-the two backward products (3x the forward for conv and fc). In the same run the
-machine's own float32 matrix product (2048^3) is timed, so each conv/fc layer
-can be read as a fraction of what this machine's BLAS can do.
+the two backward products (3x the forward for conv and fc).
+
+Each timed pass alternates with a timed float32 matrix product (2048^3), and
+the "of matmul" column divides the layer's rate by the median matmul rate of
+the same stretch of time: on a shared or thermally throttled machine the BLAS
+rate drifts by tens of percent over a minute, and interleaving keeps the ratio
+honest.
 """
 
 from __future__ import annotations
@@ -32,28 +36,37 @@ class Result:
     shape: str
     ms: float
     gflops: float | None  # None for layers that are not matrix products
+    matmul_gflops: float  # the device's 2048^3 float32 matmul rate, measured alongside
 
 
-def _time(fn: Callable[[], Any], device: Device, repeat: int) -> float:
-    """Median seconds of fn() over `repeat` runs, after one warm-up run."""
-    fn()
-    device.synchronize()
-    times = []
-    for _ in range(repeat):
+class Timer:
+    """Times a function alternately with a reference float32 matmul on the same device."""
+
+    MATMUL_SIZE = 2048
+
+    def __init__(self, device: Device, repeat: int) -> None:
+        self.device, self.repeat = device, repeat
+        rng = device.rng(0)
+        n = self.MATMUL_SIZE
+        self.a = rng.standard_normal((n, n), dtype=np.float32)
+        self.b = rng.standard_normal((n, n), dtype=np.float32)
+
+    def _once(self, fn: Callable[[], Any]) -> float:
         start = time.perf_counter()
         fn()
-        device.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        self.device.synchronize()
+        return time.perf_counter() - start
 
-
-def matmul_gflops(device: Device, size: int = 2048, repeat: int = 5) -> float:
-    """This machine's float32 matrix-product rate, in GFLOP/s (2 n^3 flops per product)."""
-    rng = device.rng(0)
-    a = rng.standard_normal((size, size), dtype=np.float32)
-    b = rng.standard_normal((size, size), dtype=np.float32)
-    seconds = _time(lambda: a @ b, device, repeat)
-    return 2 * size**3 / seconds / 1e9
+    def __call__(self, fn: Callable[[], Any]) -> tuple[float, float]:
+        """(median seconds of fn, median matmul GFLOP/s), after one warm-up of each."""
+        matmul = lambda: self.a @ self.b  # noqa: E731
+        self._once(fn)
+        self._once(matmul)
+        times, ref = [], []
+        for _ in range(self.repeat):
+            times.append(self._once(fn))
+            ref.append(self._once(matmul))
+        return statistics.median(times), 2 * self.MATMUL_SIZE**3 / statistics.median(ref) / 1e9
 
 
 # name, input shape (per batch item), weight shape, stride, pad, groups  (paper.md's table)
@@ -68,6 +81,7 @@ CONV_LAYERS = [
 
 def run_layers(device: Device, batch: int = 16, repeat: int = 5) -> list[Result]:
     """Time every layer; returns one Result per layer."""
+    timer = Timer(device, repeat)
     rng = device.rng(0)
     f32 = np.float32
 
@@ -84,41 +98,42 @@ def run_layers(device: Device, batch: int = 16, repeat: int = 5) -> list[Result]
             _, cache = F.conv2d_forward(x, w, b, stride, pad, groups)
             F.conv2d_backward(dout, cache)
 
-        seconds = _time(step, device, repeat)
+        seconds, matmul = timer(step)
         flops = 3 * 2 * out.size * w[0].size  # fwd + dx + dw: 2 * N*C_out*OH*OW * (C/g*KH*KW) each
         results.append(Result(name, f"{tuple(x.shape)} -> {tuple(out.shape)}", seconds * 1e3,
-                              flops / seconds / 1e9))
+                              flops / seconds / 1e9, matmul))
 
     a = abs(randn(batch, 96, 55, 55)) * 50  # post-ReLU activations on the raw-pixel scale
     d = randn(*a.shape)
-    seconds = _time(lambda: F.lrn_backward(d, F.lrn_forward(a)[1]), device, repeat)
-    results.append(Result("lrn1", f"{tuple(a.shape)}", seconds * 1e3, None))
+    seconds, matmul = timer(lambda: F.lrn_backward(d, F.lrn_forward(a)[1]))
+    results.append(Result("lrn1", f"{tuple(a.shape)}", seconds * 1e3, None, matmul))
 
     out, _ = F.maxpool2d_forward(a, 3, 2)
     d = randn(*out.shape)
-    seconds = _time(lambda: F.maxpool2d_backward(d, F.maxpool2d_forward(a, 3, 2)[1]), device,
-                    repeat)
+    seconds, matmul = timer(lambda: F.maxpool2d_backward(d, F.maxpool2d_forward(a, 3, 2)[1]))
     results.append(Result("pool1", f"{tuple(a.shape)} -> {tuple(out.shape)}", seconds * 1e3,
-                          None))
+                          None, matmul))
 
     x, w, b = randn(batch, 9216), randn(4096, 9216), randn(4096)
     d = randn(batch, 4096)
-    seconds = _time(lambda: F.linear_backward(d, F.linear_forward(x, w, b)[1]), device, repeat)
+    seconds, matmul = timer(lambda: F.linear_backward(d, F.linear_forward(x, w, b)[1]))
     results.append(Result("fc6", f"{tuple(x.shape)} -> {tuple(d.shape)}", seconds * 1e3,
-                          3 * 2 * x.shape[0] * w.size / seconds / 1e9))
+                          3 * 2 * x.shape[0] * w.size / seconds / 1e9, matmul))
     return results
 
 
-def format_table(results: list[Result], matmul: float) -> str:
+def format_table(results: list[Result]) -> str:
     lines = [
-        f"{'layer':<6} {'shape':<40} {'fwd+bwd ms':>10} {'GFLOP/s':>8} {'of matmul':>9}",
-        "-" * 77,
+        f"{'layer':<6} {'shape':<40} {'fwd+bwd ms':>10} {'GFLOP/s':>8} {'matmul':>7} "
+        f"{'of matmul':>9}",
+        "-" * 85,
     ]
     for r in results:
         rate = f"{r.gflops:8.1f}" if r.gflops is not None else f"{'-':>8}"
-        frac = f"{100 * r.gflops / matmul:8.0f}%" if r.gflops is not None else f"{'-':>9}"
-        lines.append(f"{r.layer:<6} {r.shape:<40} {r.ms:10.1f} {rate} {frac}")
-    lines.append(f"float32 matmul 2048^3 on this device: {matmul:.1f} GFLOP/s")
+        frac = f"{100 * r.gflops / r.matmul_gflops:8.0f}%" if r.gflops is not None else f"{'-':>9}"
+        matmul = f"{r.matmul_gflops:7.0f}"
+        lines.append(f"{r.layer:<6} {r.shape:<40} {r.ms:10.1f} {rate} {matmul} {frac}")
+    lines.append("matmul: GFLOP/s of a 2048^3 float32 product, timed alternately with the layer")
     return "\n".join(lines)
 
 
@@ -128,12 +143,11 @@ def main(args: argparse.Namespace) -> int:
           f"median of {args.repeat} ({platform.processor() or platform.machine()}, "
           f"numpy {np.__version__})", flush=True)
     with device:
-        matmul = matmul_gflops(device)
         results = run_layers(device, args.batch, args.repeat)
-    print(format_table(results, matmul))
+    print(format_table(results))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": device.name, "batch": args.batch, "matmul_gflops": matmul,
+            json.dump({"device": device.name, "batch": args.batch,
                        "layers": [asdict(r) for r in results]}, f, indent=2)
         print(f"wrote {args.json}")
     return 0

@@ -101,18 +101,18 @@ def im2col(xs: Any, kernel: tuple[int, int], out_hw: tuple[int, int]) -> Any:
     return col
 
 
-def col2im(col: Any, xs_shape: tuple[int, ...]) -> Any:
+def col2im(col: Any, dxs: Any) -> Any:
     """The adjoint of :func:`im2col`: add each column entry back where it was copied from.
 
-    ``col`` has shape (C, KH, KW, N, OH, OW); returns an array of ``xs_shape``
-    (the space-to-depth layout) in which overlapping windows' contributions
-    add up. Within one kernel offset every output pixel maps to a distinct input
-    pixel, so a plain ``+=`` per offset is exact: no scatter-add (``np.add.at``).
+    ``col`` has shape (C, KH, KW, N, OH, OW); ``dxs`` is an array in the
+    space-to-depth layout (C, N, sh, sw, Hs, Ws), usually zeros, into which the
+    columns are added in place (and which is returned). Where windows overlap
+    the contributions add up. Within one kernel offset every output pixel maps
+    to a distinct input pixel, so a plain ``+=`` per offset is exact: no
+    scatter-add (``np.add.at``) is needed.
     """
-    xp = get_array_module(col)
     c, kh, kw, n, oh, ow = col.shape
-    sh, sw = xs_shape[2:4]
-    dxs = xp.zeros(xs_shape, dtype=col.dtype)
+    sh, sw = dxs.shape[2:4]
     for i in range(kh):
         for j in range(kw):
             a, r, bb, q = i // sh, i % sh, j // sw, j % sw
@@ -194,9 +194,10 @@ def conv2d_forward(x: Any, w: Any, b: Any, stride: Any = 1, pad: Any = 0, groups
         col = col6.reshape(groups, -1, col6.shape[3] * oh * ow)  # (G, Cg*KH*KW, Nc*OH*OW)
         y = xp.matmul(w_mat, col).reshape(c_out, -1, oh, ow)  # (C_out, Nc, OH, OW)
         out[chunk] = y.transpose(1, 0, 2, 3) + bias
-    # Keep the columns for backward when the whole batch fit in one buffer; else rebuild them.
-    kept_col = col6 if len(chunks) == 1 else None
-    cache = (x, w, b, (sh, sw), (ph, pw), groups, col_bytes, kept_col)
+    # Keep the columns for backward when the whole batch fit in one buffer (a
+    # one-item list, so that backward can take them out); else backward rebuilds them.
+    kept_col = [col6] if len(chunks) == 1 else []
+    cache = (xs, x.shape, w, b, (sh, sw), (ph, pw), groups, col_bytes, kept_col)
     return out, cache
 
 
@@ -216,27 +217,27 @@ def conv2d_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     Returns:
         (dx, dw, db) shaped like x, w, b (db is None when b was None).
     """
-    x, w, b, (sh, sw), (ph, pw), groups, col_bytes, kept_col = cache
-    xp = get_array_module(x)
-    n, c, h, wid = x.shape
+    xs, (n, c, h, wid), w, b, (sh, sw), (ph, pw), groups, col_bytes, kept_col = cache
+    xp = get_array_module(xs)
     c_out, _, kh, kw = w.shape
     oh = (h + 2 * ph - kh) // sh + 1
     ow = (wid + 2 * pw - kw) // sw + 1
     _checks.dout_shape(dout, (n, c_out, oh, ow), "conv2d_backward")
 
-    dout = dout.astype(x.dtype, copy=False)
-    w_mat = w.astype(x.dtype, copy=False).reshape(groups, c_out // groups, -1)
-    xs = space_to_depth(x, (ph, pw), (sh, sw))
-    dxs = xp.empty_like(xs)
-    dw_mat = xp.zeros(w_mat.shape, dtype=x.dtype)
-    for chunk in _batch_chunks(n, c * kh * kw * oh * ow * x.dtype.itemsize, col_bytes):
-        col = kept_col if kept_col is not None else im2col(xs[:, chunk], (kh, kw), (oh, ow))
+    dout = dout.astype(xs.dtype, copy=False)
+    w_mat = w.astype(xs.dtype, copy=False).reshape(groups, c_out // groups, -1)
+    dxs = xp.zeros_like(xs)
+    dw_mat = xp.zeros(w_mat.shape, dtype=xs.dtype)
+    for chunk in _batch_chunks(n, c * kh * kw * oh * ow * xs.dtype.itemsize, col_bytes):
+        # The kept columns are taken out of the cache (a second backward rebuilds them),
+        # so that dcol can be written over them: one large buffer less to allocate.
+        col = kept_col.pop() if kept_col else im2col(xs[:, chunk], (kh, kw), (oh, ow))
         nc = col.shape[3]
         col = col.reshape(groups, -1, nc * oh * ow)  # (G, Cg*KH*KW, Nc*OH*OW)
         dout_mat = dout[chunk].transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)
         dw_mat += xp.matmul(dout_mat, col.transpose(0, 2, 1))
-        dcol = xp.matmul(w_mat.transpose(0, 2, 1), dout_mat)  # (G, Cg*KH*KW, Nc*OH*OW)
-        dxs[:, chunk] = col2im(dcol.reshape(c, kh, kw, nc, oh, ow), xs[:, chunk].shape)
+        dcol = xp.matmul(w_mat.transpose(0, 2, 1), dout_mat, out=col)  # (G, Cg*KH*KW, Nc*OH*OW)
+        col2im(dcol.reshape(c, kh, kw, nc, oh, ow), dxs[:, chunk])
     dx = depth_to_space(dxs, (ph, pw), (h, wid))
     dw = dw_mat.reshape(w.shape).astype(w.dtype, copy=False)
     db = None if b is None else dout.sum(axis=(0, 2, 3)).astype(b.dtype, copy=False)
