@@ -42,15 +42,20 @@ from . import _checks
 __all__ = ["lrn_forward", "lrn_backward"]
 
 
-def _window_sum(a: Any, before: int, after: int) -> Any:
-    """s[:, c] = sum of a[:, c - before .. c + after] along axis 1 (zero beyond the edges)."""
-    xp = get_array_module(a)
-    c = a.shape[1]
-    pad = [(0, 0)] * a.ndim
-    pad[1] = (before, after)
-    padded = xp.pad(a, pad)
+def _zero_padded(like: Any, before: int, after: int) -> tuple[Any, Any]:
+    """Zeros shaped like ``like`` plus ``before``/``after`` extra channels, and its middle view."""
+    xp = get_array_module(like)
+    shape = list(like.shape)
+    c = shape[1]
+    shape[1] = before + c + after
+    padded = xp.zeros(shape, dtype=like.dtype)
+    return padded, padded[:, before : before + c]
+
+
+def _window_sum(padded: Any, c: int) -> Any:
+    """s[:, i] = padded[:, i] + padded[:, i+1] + ... over the window: one add per window offset."""
     total = padded[:, 0:c].copy()
-    for d in range(1, before + after + 1):
+    for d in range(1, padded.shape[1] - c + 1):
         total += padded[:, d : d + c]
     return total
 
@@ -77,7 +82,9 @@ def lrn_forward(x: Any, n: int = 5, k: float = 2.0, alpha: float = 1e-4,
     n = int(n)
     xp = get_array_module(x)
     dtype = x.dtype
-    denom = _window_sum(x * x, n // 2, (n - 1) // 2)  # S
+    padded, middle = _zero_padded(x, n // 2, (n - 1) // 2)
+    xp.multiply(x, x, out=middle)  # a^2, with n//2 zero channels before and (n-1)//2 after
+    denom = _window_sum(padded, x.shape[1])  # S
     denom *= dtype.type(alpha)
     denom += dtype.type(k)  # D = k + alpha * S
     scale = xp.power(denom, dtype.type(-beta))  # D^-beta
@@ -98,9 +105,13 @@ def lrn_backward(dout: Any, cache: tuple) -> Any:
     """
     x, out, denom, scale, n, alpha, beta = cache
     _checks.dout_shape(dout, x.shape, "lrn_backward")
+    xp = get_array_module(x)
     dtype = x.dtype
     dout = dout.astype(dtype, copy=False)
-    neighbours = _window_sum(dout * out / denom, (n - 1) // 2, n // 2)  # sum_i g_i b_i / D_i
+    padded, middle = _zero_padded(x, (n - 1) // 2, n // 2)  # the mirrored window
+    xp.multiply(dout, out, out=middle)
+    middle /= denom  # g_i b_i / D_i
+    neighbours = _window_sum(padded, x.shape[1])  # sum_{i: j in W(i)} g_i b_i / D_i
     neighbours *= x
     neighbours *= dtype.type(-2.0 * alpha * beta)
     neighbours += dout * scale

@@ -59,8 +59,10 @@ def _unmax_1d(dout: Any, arg: Any, axis: int, size: int, stride: int, in_len: in
     shape[axis] = in_len
     din = xp.zeros(shape, dtype=dout.dtype)
     count = dout.shape[axis]
+    routed = xp.empty_like(dout)  # one buffer reused for every offset
     for d in range(size):
-        _take(din, axis, d, stride, count)[...] += dout * (arg == d)
+        xp.multiply(dout, arg == d, out=routed)  # dout where offset d won, else 0
+        _take(din, axis, d, stride, count)[...] += routed
     return din
 
 
