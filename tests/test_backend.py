@@ -1,0 +1,82 @@
+"""backend.Device: names, the CPU fallback, clear errors without a GPU, seeded generators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minialexnet.backend as backend
+from minialexnet.backend import Device, get_array_module, gpu_available, to_numpy
+
+
+def test_cpu_device_uses_numpy():
+    dev = Device("cpu")
+    assert dev.xp is np and dev.kind == "cpu" and dev.index is None and not dev.is_gpu
+    assert dev.name == "cpu" and repr(dev) == "Device('cpu')"
+    with dev as same:  # a no-op context manager on the CPU
+        assert same is dev
+    dev.synchronize()
+
+
+def test_device_equality_and_copy():
+    assert Device("cpu") == Device(" CPU ") and hash(Device("cpu")) == hash(Device("cpu"))
+    assert Device(Device("cpu")) == Device("cpu")
+    assert Device("cpu") != "cpu"
+
+
+@pytest.mark.parametrize("spec", ["tpu", "gpu:x", "gpu:-1", "cpu:0:1", ""])
+def test_unknown_device_names_are_rejected_with_the_valid_ones(spec):
+    with pytest.raises(ValueError, match="expected 'cpu', 'gpu', 'gpu:N' or 'auto'"):
+        Device(spec)
+
+
+def test_non_string_device_is_a_type_error():
+    with pytest.raises(TypeError, match="Device"):
+        Device(0)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(gpu_available(), reason="checks the message shown where there is no GPU")
+def test_asking_for_a_gpu_without_one_says_what_is_missing_and_how_to_install():
+    with pytest.raises(RuntimeError) as info:
+        Device("gpu:0")
+    message = str(info.value)
+    assert "gpu:0" in message
+    assert "pip install 'minialexnet[gpu]'" in message
+
+
+@pytest.mark.skipif(gpu_available(), reason="checks the CPU fallback where there is no GPU")
+def test_auto_falls_back_to_cpu_with_a_one_line_notice(capsys):
+    dev = Device("auto")
+    assert dev == Device("cpu")
+    err = capsys.readouterr().err
+    assert "running on the CPU" in err and err.count("\n") == 1
+
+
+def test_missing_cupy_is_reported(monkeypatch):
+    monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(backend, "_cupy_import_error", "ModuleNotFoundError: no module 'cupy'")
+    with pytest.raises(RuntimeError, match="CuPy is not importable.*minialexnet\\[gpu\\]"):
+        Device("gpu:1")
+    assert not gpu_available()
+
+
+def test_asarray_holds_and_to_numpy(device):
+    x = device.asarray([1.0, 2.0, 3.0], dtype=np.float32)
+    assert device.holds(x) and x.dtype == np.float32
+    assert get_array_module(x) is device.xp
+    np.testing.assert_array_equal(to_numpy(x), [1, 2, 3])
+    assert get_array_module(np.zeros(2), 3.0) is np
+
+
+def test_rng_is_seeded_and_repeatable(device):
+    a = to_numpy(device.rng(7).standard_normal((4, 5), dtype=np.float32))
+    b = to_numpy(device.rng(7).standard_normal((4, 5), dtype=np.float32))
+    c = to_numpy(device.rng(8).standard_normal((4, 5), dtype=np.float32))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.dtype == np.float32
+
+
+def test_cpu_rng_is_numpy_pcg64_bit_for_bit():
+    expected = np.random.default_rng(3).random(6)
+    np.testing.assert_array_equal(Device("cpu").rng(3).random(6), expected)
