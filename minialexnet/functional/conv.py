@@ -227,7 +227,7 @@ def conv2d_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     dout = dout.astype(xs.dtype, copy=False)
     w_mat = w.astype(xs.dtype, copy=False).reshape(groups, c_out // groups, -1)
     dxs = xp.zeros_like(xs)
-    dw_mat = xp.zeros(w_mat.shape, dtype=xs.dtype)
+    dw_t = xp.zeros((groups, w_mat.shape[2], w_mat.shape[1]), dtype=xs.dtype)  # dw_mat.T
     for chunk in _batch_chunks(n, c * kh * kw * oh * ow * xs.dtype.itemsize, col_bytes):
         # The kept columns are taken out of the cache (a second backward rebuilds them),
         # so that dcol can be written over them: one large buffer less to allocate.
@@ -235,10 +235,12 @@ def conv2d_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
         nc = col.shape[3]
         col = col.reshape(groups, -1, nc * oh * ow)  # (G, Cg*KH*KW, Nc*OH*OW)
         dout_mat = dout[chunk].transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)
-        dw_mat += xp.matmul(dout_mat, col.transpose(0, 2, 1))
+        # dw_mat = dout_mat @ col.T, computed as (col @ dout_mat.T).T: the same numbers,
+        # and the product BLAS does faster for these shapes (~10-20% here).
+        dw_t += xp.matmul(col, dout_mat.transpose(0, 2, 1))
         dcol = xp.matmul(w_mat.transpose(0, 2, 1), dout_mat, out=col)  # (G, Cg*KH*KW, Nc*OH*OW)
         col2im(dcol.reshape(c, kh, kw, nc, oh, ow), dxs[:, chunk])
     dx = depth_to_space(dxs, (ph, pw), (h, wid))
-    dw = dw_mat.reshape(w.shape).astype(w.dtype, copy=False)
+    dw = dw_t.transpose(0, 2, 1).reshape(w.shape).astype(w.dtype, copy=False)
     db = None if b is None else dout.sum(axis=(0, 2, 3)).astype(b.dtype, copy=False)
     return dx, dw, db
