@@ -8,14 +8,16 @@ the two backward products (3x the forward for conv and fc).
 
 Each timed pass alternates with a timed float32 matrix product (2048^3), and
 the "of matmul" column divides the layer's rate by the median matmul rate of
-the same stretch of time: on a shared or thermally throttled machine the BLAS
-rate drifts by tens of percent over a minute, and interleaving keeps the ratio
-honest.
+the same stretch of time: on a shared machine the BLAS rate drifts by tens of
+percent over a minute, and interleaving keeps the ratio honest. Where PyTorch
+happens to be installed (it is never a dependency), the same layer in
+PyTorch, forward+backward through autograd, is timed in the same loop.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import statistics
@@ -29,6 +31,8 @@ import numpy as np
 from .. import functional as F
 from ..backend import Device
 
+MATMUL_SIZE = 2048
+
 
 @dataclass
 class Result:
@@ -37,36 +41,18 @@ class Result:
     ms: float
     gflops: float | None  # None for layers that are not matrix products
     matmul_gflops: float  # the device's 2048^3 float32 matmul rate, measured alongside
+    torch_ms: float | None = None  # the same layer in PyTorch, where installed
 
 
-class Timer:
-    """Times a function alternately with a reference float32 matmul on the same device."""
+@dataclass
+class Case:
+    """One layer: its inputs (host arrays), our forward/backward, PyTorch's, and its flops."""
 
-    MATMUL_SIZE = 2048
-
-    def __init__(self, device: Device, repeat: int) -> None:
-        self.device, self.repeat = device, repeat
-        rng = device.rng(0)
-        n = self.MATMUL_SIZE
-        self.a = rng.standard_normal((n, n), dtype=np.float32)
-        self.b = rng.standard_normal((n, n), dtype=np.float32)
-
-    def _once(self, fn: Callable[[], Any]) -> float:
-        start = time.perf_counter()
-        fn()
-        self.device.synchronize()
-        return time.perf_counter() - start
-
-    def __call__(self, fn: Callable[[], Any]) -> tuple[float, float]:
-        """(median seconds of fn, median matmul GFLOP/s), after one warm-up of each."""
-        matmul = lambda: self.a @ self.b  # noqa: E731
-        self._once(fn)
-        self._once(matmul)
-        times, ref = [], []
-        for _ in range(self.repeat):
-            times.append(self._once(fn))
-            ref.append(self._once(matmul))
-        return statistics.median(times), 2 * self.MATMUL_SIZE**3 / statistics.median(ref) / 1e9
+    name: str
+    inputs: dict[str, np.ndarray]
+    ours: Callable[..., Any]  # (device arrays) -> None: one forward + backward
+    theirs: Callable[..., Any]  # (torch module, tensors) -> None: the same in PyTorch
+    flops: float | None
 
 
 # name, input shape (per batch item), weight shape, stride, pad, groups  (paper.md's table)
@@ -79,61 +65,133 @@ CONV_LAYERS = [
 ]
 
 
-def run_layers(device: Device, batch: int = 16, repeat: int = 5) -> list[Result]:
-    """Time every layer; returns one Result per layer."""
-    timer = Timer(device, repeat)
+def _conv_out(h: int, k: int, s: int, p: int) -> int:
+    return (h + 2 * p - k) // s + 1
+
+
+def paper_cases(batch: int, seed: int = 0) -> list[Case]:
+    """The paper's layers at batch ``batch``, with seeded float32 inputs."""
+    rng = np.random.default_rng(seed)
+
+    def randn(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    cases = []
+    for name, (c, h, w_), w_shape, s, p, g in CONV_LAYERS:
+        oh, ow = _conv_out(h, w_shape[2], s, p), _conv_out(w_, w_shape[3], s, p)
+        inputs = {"x": randn(batch, c, h, w_), "w": randn(*w_shape), "b": randn(w_shape[0]),
+                  "dout": randn(batch, w_shape[0], oh, ow)}
+
+        def ours(x, w, b, dout, s=s, p=p, g=g):
+            F.conv2d_backward(dout, F.conv2d_forward(x, w, b, s, p, g)[1])
+
+        def theirs(torch, x, w, b, dout, s=s, p=p, g=g):
+            torch.nn.functional.conv2d(x, w, b, s, p, 1, g).backward(dout)
+
+        flops = 3 * 2 * batch * w_shape[0] * oh * ow * int(np.prod(w_shape[1:]))
+        cases.append(Case(name, inputs, ours, theirs, flops))
+
+    a = np.abs(randn(batch, 96, 55, 55)) * 50  # post-ReLU activations on the raw-pixel scale
+    cases.append(Case(
+        "lrn1", {"x": a, "dout": randn(*a.shape)},
+        lambda x, dout: F.lrn_backward(dout, F.lrn_forward(x, 5, 2.0, 1e-4, 0.75)[1]),
+        # PyTorch's alpha is n times ours (it averages the squares; see functional/lrn.py)
+        lambda torch, x, dout: torch.nn.functional.local_response_norm(
+            x, 5, alpha=5e-4, beta=0.75, k=2.0).backward(dout),
+        None))
+    cases.append(Case(
+        "pool1", {"x": a, "dout": randn(batch, 96, 27, 27)},
+        lambda x, dout: F.maxpool2d_backward(dout, F.maxpool2d_forward(x, 3, 2)[1]),
+        lambda torch, x, dout: torch.nn.functional.max_pool2d(x, 3, 2).backward(dout),
+        None))
+    cases.append(Case(
+        "fc6", {"x": randn(batch, 9216), "w": randn(4096, 9216), "b": randn(4096),
+                "dout": randn(batch, 4096)},
+        lambda x, w, b, dout: F.linear_backward(dout, F.linear_forward(x, w, b)[1]),
+        lambda torch, x, w, b, dout: torch.nn.functional.linear(x, w, b).backward(dout),
+        3 * 2 * batch * 9216 * 4096))
+    return cases
+
+
+def _torch_for(device: Device) -> tuple[Any, Any] | None:
+    """(torch, torch.device) matching ``device``, or None where PyTorch cannot run there."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch  # noqa: PLC0415 -- optional, only for the comparison
+
+    if device.is_gpu:
+        if not torch.cuda.is_available():
+            return None
+        torch.backends.cuda.matmul.allow_tf32 = False  # float32 against float32
+        torch.backends.cudnn.allow_tf32 = False
+        return torch, torch.device("cuda", device.index)
+    return torch, torch.device("cpu")
+
+
+def _timed(fn: Callable[[], Any], sync: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - start
+
+
+def _time_case(case: Case, device: Device, torch_dev: tuple[Any, Any] | None,
+               matmul: Callable[[], Any], repeat: int) -> Result:
+    """Median times of our layer, PyTorch's (if any) and the reference matmul, interleaved."""
+    arrays = {k: device.asarray(v) for k, v in case.inputs.items()}
+    steps = {"ours": (lambda: case.ours(**arrays), device.synchronize),
+             "matmul": (matmul, device.synchronize)}
+    if torch_dev is not None:
+        torch, tdev = torch_dev
+        tensors = {k: torch.from_numpy(v).to(tdev).requires_grad_(k != "dout")
+                   for k, v in case.inputs.items()}
+        sync = torch.cuda.synchronize if tdev.type == "cuda" else (lambda: None)
+        steps["torch"] = (lambda: case.theirs(torch, **tensors), sync)
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for fn, sync in steps.values():  # warm-up
+        _timed(fn, sync)
+    for _ in range(repeat):  # interleaved, so that drift hits every column alike
+        for name, (fn, sync) in steps.items():
+            times[name].append(_timed(fn, sync))
+    seconds = statistics.median(times["ours"])
+    return Result(
+        layer=case.name,
+        shape=str(tuple(case.inputs["x"].shape)),
+        ms=seconds * 1e3,
+        gflops=None if case.flops is None else case.flops / seconds / 1e9,
+        matmul_gflops=2 * MATMUL_SIZE**3 / statistics.median(times["matmul"]) / 1e9,
+        torch_ms=statistics.median(times["torch"]) * 1e3 if "torch" in times else None,
+    )
+
+
+def run_layers(device: Device, batch: int = 16, repeat: int = 5,
+               compare_torch: bool = True) -> list[Result]:
+    """Time every layer (and PyTorch's, where installed); one Result per layer."""
+    torch_dev = _torch_for(device) if compare_torch else None
     rng = device.rng(0)
-    f32 = np.float32
-
-    def randn(*shape: int) -> Any:
-        return rng.standard_normal(shape, dtype=f32)
-
-    results = []
-    for name, in_shape, w_shape, stride, pad, groups in CONV_LAYERS:
-        x, w, b = randn(batch, *in_shape), randn(*w_shape), randn(w_shape[0])
-        out, _ = F.conv2d_forward(x, w, b, stride, pad, groups)
-        dout = randn(*out.shape)
-
-        def step(x=x, w=w, b=b, stride=stride, pad=pad, groups=groups, dout=dout) -> None:
-            _, cache = F.conv2d_forward(x, w, b, stride, pad, groups)
-            F.conv2d_backward(dout, cache)
-
-        seconds, matmul = timer(step)
-        flops = 3 * 2 * out.size * w[0].size  # fwd + dx + dw: 2 * N*C_out*OH*OW * (C/g*KH*KW) each
-        results.append(Result(name, f"{tuple(x.shape)} -> {tuple(out.shape)}", seconds * 1e3,
-                              flops / seconds / 1e9, matmul))
-
-    a = abs(randn(batch, 96, 55, 55)) * 50  # post-ReLU activations on the raw-pixel scale
-    d = randn(*a.shape)
-    seconds, matmul = timer(lambda: F.lrn_backward(d, F.lrn_forward(a)[1]))
-    results.append(Result("lrn1", f"{tuple(a.shape)}", seconds * 1e3, None, matmul))
-
-    out, _ = F.maxpool2d_forward(a, 3, 2)
-    d = randn(*out.shape)
-    seconds, matmul = timer(lambda: F.maxpool2d_backward(d, F.maxpool2d_forward(a, 3, 2)[1]))
-    results.append(Result("pool1", f"{tuple(a.shape)} -> {tuple(out.shape)}", seconds * 1e3,
-                          None, matmul))
-
-    x, w, b = randn(batch, 9216), randn(4096, 9216), randn(4096)
-    d = randn(batch, 4096)
-    seconds, matmul = timer(lambda: F.linear_backward(d, F.linear_forward(x, w, b)[1]))
-    results.append(Result("fc6", f"{tuple(x.shape)} -> {tuple(d.shape)}", seconds * 1e3,
-                          3 * 2 * x.shape[0] * w.size / seconds / 1e9, matmul))
-    return results
+    a = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32)
+    b = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32)
+    return [_time_case(case, device, torch_dev, lambda: a @ b, repeat)
+            for case in paper_cases(batch)]
 
 
 def format_table(results: list[Result]) -> str:
-    lines = [
-        f"{'layer':<6} {'shape':<40} {'fwd+bwd ms':>10} {'GFLOP/s':>8} {'matmul':>7} "
-        f"{'of matmul':>9}",
-        "-" * 85,
-    ]
+    with_torch = any(r.torch_ms is not None for r in results)
+    head = (f"{'layer':<6} {'input':<20} {'fwd+bwd ms':>10} {'GFLOP/s':>8} {'matmul':>7} "
+            f"{'of matmul':>9}")
+    if with_torch:
+        head += f" {'torch ms':>9} {'ours/torch':>10}"
+    lines = [head, "-" * len(head)]
     for r in results:
         rate = f"{r.gflops:8.1f}" if r.gflops is not None else f"{'-':>8}"
         frac = f"{100 * r.gflops / r.matmul_gflops:8.0f}%" if r.gflops is not None else f"{'-':>9}"
-        matmul = f"{r.matmul_gflops:7.0f}"
-        lines.append(f"{r.layer:<6} {r.shape:<40} {r.ms:10.1f} {rate} {matmul} {frac}")
+        line = f"{r.layer:<6} {r.shape:<20} {r.ms:10.1f} {rate} {r.matmul_gflops:7.0f} {frac}"
+        if with_torch and r.torch_ms is not None:
+            line += f" {r.torch_ms:9.1f} {r.ms / r.torch_ms:9.2f}x"
+        lines.append(line)
     lines.append("matmul: GFLOP/s of a 2048^3 float32 product, timed alternately with the layer")
+    if with_torch:
+        lines.append("ours/torch: our time over PyTorch's (same data, same run; >1 means slower)")
     return "\n".join(lines)
 
 
@@ -143,7 +201,7 @@ def main(args: argparse.Namespace) -> int:
           f"median of {args.repeat} ({platform.processor() or platform.machine()}, "
           f"numpy {np.__version__})", flush=True)
     with device:
-        results = run_layers(device, args.batch, args.repeat)
+        results = run_layers(device, args.batch, args.repeat, compare_torch=not args.no_torch)
     print(format_table(results))
     if args.json:
         with open(args.json, "w") as f:
@@ -158,4 +216,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per layer (median)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--no-torch", action="store_true",
+                        help="skip the PyTorch comparison even where PyTorch is installed")
     parser.set_defaults(run=main)
