@@ -54,6 +54,7 @@ from .functional import (
     tanh_backward,
     tanh_forward,
 )
+from .functional._checks import pair
 
 __all__ = [
     "Layer",
@@ -76,19 +77,6 @@ def _positive_int(value: Any, cls: str, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{cls}: {name} must be a positive int, got {value!r}")
     return int(value)
-
-
-def _pair(value: Any, cls: str, name: str, minimum: int) -> tuple[int, int]:
-    """An int or an (h, w) pair of ints, each >= minimum, as a tuple."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    ok = len(items) == 2 and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in items
-    )
-    if not ok:
-        raise ValueError(
-            f"{cls}: {name} must be an int >= {minimum} or a pair (h, w) of them, got {value!r}"
-        )
-    return int(items[0]), int(items[1])
 
 
 def _real(value: Any, cls: str, name: str, minimum: float | None = None) -> float:
@@ -257,9 +245,9 @@ class Conv2d(_WeightLayer):
         name = "Conv2d"
         self.in_channels = _positive_int(in_channels, name, "in_channels")
         self.out_channels = _positive_int(out_channels, name, "out_channels")
-        self.kernel_size = _pair(kernel_size, name, "kernel_size", 1)
-        self.stride = _pair(stride, name, "stride", 1)
-        self.pad = _pair(pad, name, "pad", 0)
+        self.kernel_size = pair(kernel_size, name, "kernel_size", 1)
+        self.stride = pair(stride, name, "stride", 1)
+        self.pad = pair(pad, name, "pad", 0)
         self.groups = _positive_int(groups, name, "groups")
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(
@@ -359,8 +347,8 @@ class MaxPool2d(Layer):
 
     def __init__(self, size: int | tuple[int, int] = 3, stride: int | tuple[int, int] = 2) -> None:
         super().__init__()
-        self.size = _pair(size, "MaxPool2d", "size", 1)
-        self.stride = _pair(stride, "MaxPool2d", "stride", 1)
+        self.size = pair(size, "MaxPool2d", "size", 1)
+        self.stride = pair(stride, "MaxPool2d", "stride", 1)
 
     def forward(self, x: Any, train: bool = True) -> Any:
         out, self.cache = maxpool2d_forward(x, self.size, self.stride)
