@@ -122,8 +122,9 @@ def check_function(
     return errors
 
 
-def check_layer(layer: Any, x: Any, *, train: bool = True, seed: int = 0,
-                eps: float = 1e-6) -> dict[str, float]:
+def check_layer(
+    layer: Any, x: Any, *, train: bool = True, seed: int = 0, eps: float = 1e-6
+) -> dict[str, float]:
     """Check a layer's ``backward`` against finite differences, for ``x`` and every parameter.
 
     The layer must be deterministic between calls (re-seed dropout layers, or
@@ -139,9 +140,11 @@ def check_layer(layer: Any, x: Any, *, train: bool = True, seed: int = 0,
     analytic.update({name: g.copy() for name, _, g in layer.parameters()})
     params = {name: p for name, p, _ in layer.parameters()}
 
-    errors = {"x": relative_error(
-        analytic["x"], numerical_gradient(lambda v: layer.forward(v, train=train), x, dout, eps)
-    )}
+    errors = {
+        "x": relative_error(
+            analytic["x"], numerical_gradient(lambda v: layer.forward(v, train=train), x, dout, eps)
+        )
+    }
     for name, p in params.items():
         numeric = numerical_gradient(lambda _v: layer.forward(x, train=train), p, dout, eps)
         errors[name] = relative_error(analytic[name], numeric)

@@ -206,8 +206,14 @@ def test_col2im_is_the_exact_adjoint_of_im2col(device, case, seed):
 
     x = on(device, rand(seed, case.x_shape, np.float64))
     kh, kw = case.w_shape[2:]
-    out, _ = conv2d_forward(x, on(device, rand(seed + 1, case.w_shape, np.float64)), None,
-                            case.stride, case.pad, case.groups)
+    out, _ = conv2d_forward(
+        x,
+        on(device, rand(seed + 1, case.w_shape, np.float64)),
+        None,
+        case.stride,
+        case.pad,
+        case.groups,
+    )
     xs = space_to_depth(x, pair(case.pad), pair(case.stride))
     col = im2col(xs, (kh, kw), out.shape[2:])
     y = on(device, rand(seed + 2, tuple(col.shape), np.float64))

@@ -35,8 +35,11 @@ def test_relative_error_is_normwise_and_checks_shapes():
 
 def test_check_function_accepts_a_correct_backward():
     rng = np.random.default_rng(0)
-    inputs = {"x": rng.standard_normal((3, 4)), "w": rng.standard_normal((5, 4)),
-              "b": rng.standard_normal(5)}
+    inputs = {
+        "x": rng.standard_normal((3, 4)),
+        "w": rng.standard_normal((5, 4)),
+        "b": rng.standard_normal(5),
+    }
     errors = check_function(linear_forward, linear_backward, inputs)
     assert set(errors) == {"x", "w", "b"} and max(errors.values()) < 1e-8
 

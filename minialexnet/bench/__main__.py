@@ -1,6 +1,6 @@
 """``python -m minialexnet.bench SUBCOMMAND``: measure, never assume.
 
-    layers   forward+backward of each of the paper's layers at their real shapes
+layers   forward+backward of each of the paper's layers at their real shapes
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ from . import layers
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m minialexnet.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m minialexnet.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     layers.add_arguments(sub.add_parser("layers", help=layers.__doc__.splitlines()[0]))
     args = parser.parse_args(argv)

@@ -79,8 +79,12 @@ def paper_cases(batch: int, seed: int = 0) -> list[Case]:
     cases = []
     for name, (c, h, w_), w_shape, s, p, g in CONV_LAYERS:
         oh, ow = _conv_out(h, w_shape[2], s, p), _conv_out(w_, w_shape[3], s, p)
-        inputs = {"x": randn(batch, c, h, w_), "w": randn(*w_shape), "b": randn(w_shape[0]),
-                  "dout": randn(batch, w_shape[0], oh, ow)}
+        inputs = {
+            "x": randn(batch, c, h, w_),
+            "w": randn(*w_shape),
+            "b": randn(w_shape[0]),
+            "dout": randn(batch, w_shape[0], oh, ow),
+        }
 
         def ours(x, w, b, dout, s=s, p=p, g=g):
             F.conv2d_backward(dout, F.conv2d_forward(x, w, b, s, p, g)[1])
@@ -92,24 +96,41 @@ def paper_cases(batch: int, seed: int = 0) -> list[Case]:
         cases.append(Case(name, inputs, ours, theirs, flops))
 
     a = np.abs(randn(batch, 96, 55, 55)) * 50  # post-ReLU activations on the raw-pixel scale
-    cases.append(Case(
-        "lrn1", {"x": a, "dout": randn(*a.shape)},
-        lambda x, dout: F.lrn_backward(dout, F.lrn_forward(x, 5, 2.0, 1e-4, 0.75)[1]),
-        # PyTorch's alpha is n times ours (it averages the squares; see functional/lrn.py)
-        lambda torch, x, dout: torch.nn.functional.local_response_norm(
-            x, 5, alpha=5e-4, beta=0.75, k=2.0).backward(dout),
-        None))
-    cases.append(Case(
-        "pool1", {"x": a, "dout": randn(batch, 96, 27, 27)},
-        lambda x, dout: F.maxpool2d_backward(dout, F.maxpool2d_forward(x, 3, 2)[1]),
-        lambda torch, x, dout: torch.nn.functional.max_pool2d(x, 3, 2).backward(dout),
-        None))
-    cases.append(Case(
-        "fc6", {"x": randn(batch, 9216), "w": randn(4096, 9216), "b": randn(4096),
-                "dout": randn(batch, 4096)},
-        lambda x, w, b, dout: F.linear_backward(dout, F.linear_forward(x, w, b)[1]),
-        lambda torch, x, w, b, dout: torch.nn.functional.linear(x, w, b).backward(dout),
-        3 * 2 * batch * 9216 * 4096))
+    cases.append(
+        Case(
+            "lrn1",
+            {"x": a, "dout": randn(*a.shape)},
+            lambda x, dout: F.lrn_backward(dout, F.lrn_forward(x, 5, 2.0, 1e-4, 0.75)[1]),
+            # PyTorch's alpha is n times ours (it averages the squares; see functional/lrn.py)
+            lambda torch, x, dout: torch.nn.functional.local_response_norm(
+                x, 5, alpha=5e-4, beta=0.75, k=2.0
+            ).backward(dout),
+            None,
+        )
+    )
+    cases.append(
+        Case(
+            "pool1",
+            {"x": a, "dout": randn(batch, 96, 27, 27)},
+            lambda x, dout: F.maxpool2d_backward(dout, F.maxpool2d_forward(x, 3, 2)[1]),
+            lambda torch, x, dout: torch.nn.functional.max_pool2d(x, 3, 2).backward(dout),
+            None,
+        )
+    )
+    cases.append(
+        Case(
+            "fc6",
+            {
+                "x": randn(batch, 9216),
+                "w": randn(4096, 9216),
+                "b": randn(4096),
+                "dout": randn(batch, 4096),
+            },
+            lambda x, w, b, dout: F.linear_backward(dout, F.linear_forward(x, w, b)[1]),
+            lambda torch, x, w, b, dout: torch.nn.functional.linear(x, w, b).backward(dout),
+            3 * 2 * batch * 9216 * 4096,
+        )
+    )
     return cases
 
 
@@ -135,16 +156,25 @@ def _timed(fn: Callable[[], Any], sync: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def _time_case(case: Case, device: Device, torch_dev: tuple[Any, Any] | None,
-               matmul: Callable[[], Any], repeat: int) -> Result:
+def _time_case(
+    case: Case,
+    device: Device,
+    torch_dev: tuple[Any, Any] | None,
+    matmul: Callable[[], Any],
+    repeat: int,
+) -> Result:
     """Median times of our layer, PyTorch's (if any) and the reference matmul, interleaved."""
     arrays = {k: device.asarray(v) for k, v in case.inputs.items()}
-    steps = {"ours": (lambda: case.ours(**arrays), device.synchronize),
-             "matmul": (matmul, device.synchronize)}
+    steps = {
+        "ours": (lambda: case.ours(**arrays), device.synchronize),
+        "matmul": (matmul, device.synchronize),
+    }
     if torch_dev is not None:
         torch, tdev = torch_dev
-        tensors = {k: torch.from_numpy(v).to(tdev).requires_grad_(k != "dout")
-                   for k, v in case.inputs.items()}
+        tensors = {
+            k: torch.from_numpy(v).to(tdev).requires_grad_(k != "dout")
+            for k, v in case.inputs.items()
+        }
         sync = torch.cuda.synchronize if tdev.type == "cuda" else (lambda: None)
         steps["torch"] = (lambda: case.theirs(torch, **tensors), sync)
     times: dict[str, list[float]] = {k: [] for k in steps}
@@ -164,21 +194,25 @@ def _time_case(case: Case, device: Device, torch_dev: tuple[Any, Any] | None,
     )
 
 
-def run_layers(device: Device, batch: int = 16, repeat: int = 5,
-               compare_torch: bool = True) -> list[Result]:
+def run_layers(
+    device: Device, batch: int = 16, repeat: int = 5, compare_torch: bool = True
+) -> list[Result]:
     """Time every layer (and PyTorch's, where installed); one Result per layer."""
     torch_dev = _torch_for(device) if compare_torch else None
     rng = device.rng(0)
     a = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32)
     b = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32)
-    return [_time_case(case, device, torch_dev, lambda: a @ b, repeat)
-            for case in paper_cases(batch)]
+    return [
+        _time_case(case, device, torch_dev, lambda: a @ b, repeat) for case in paper_cases(batch)
+    ]
 
 
 def format_table(results: list[Result]) -> str:
     with_torch = any(r.torch_ms is not None for r in results)
-    head = (f"{'layer':<6} {'input':<20} {'fwd+bwd ms':>10} {'GFLOP/s':>8} {'matmul':>7} "
-            f"{'of matmul':>9}")
+    head = (
+        f"{'layer':<6} {'input':<20} {'fwd+bwd ms':>10} {'GFLOP/s':>8} {'matmul':>7} "
+        f"{'of matmul':>9}"
+    )
     if with_torch:
         head += f" {'torch ms':>9} {'ours/torch':>10}"
     lines = [head, "-" * len(head)]
@@ -197,16 +231,26 @@ def format_table(results: list[Result]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     device = Device(args.device)
-    print(f"minialexnet layer benchmark: device {device.name}, batch {args.batch}, float32, "
-          f"median of {args.repeat} ({platform.processor() or platform.machine()}, "
-          f"numpy {np.__version__})", flush=True)
+    print(
+        f"minialexnet layer benchmark: device {device.name}, batch {args.batch}, float32, "
+        f"median of {args.repeat} ({platform.processor() or platform.machine()}, "
+        f"numpy {np.__version__})",
+        flush=True,
+    )
     with device:
         results = run_layers(device, args.batch, args.repeat, compare_torch=not args.no_torch)
     print(format_table(results))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": device.name, "batch": args.batch,
-                       "layers": [asdict(r) for r in results]}, f, indent=2)
+            json.dump(
+                {
+                    "device": device.name,
+                    "batch": args.batch,
+                    "layers": [asdict(r) for r in results],
+                },
+                f,
+                indent=2,
+            )
         print(f"wrote {args.json}")
     return 0
 
@@ -216,6 +260,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per layer (median)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--no-torch", action="store_true",
-                        help="skip the PyTorch comparison even where PyTorch is installed")
+    parser.add_argument(
+        "--no-torch",
+        action="store_true",
+        help="skip the PyTorch comparison even where PyTorch is installed",
+    )
     parser.set_defaults(run=main)

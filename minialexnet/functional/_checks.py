@@ -38,9 +38,7 @@ def floating(x: Any, fn: str, name: str = "x") -> None:
 
 def ndim(x: Any, expected: int, fn: str, name: str, layout: str) -> None:
     if x.ndim != expected:
-        raise ValueError(
-            f"{fn}: {name} must be {expected}-D {layout}, got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"{fn}: {name} must be {expected}-D {layout}, got shape {tuple(x.shape)}")
 
 
 def dout_shape(dout: Any, expected: tuple[int, ...], fn: str) -> None:

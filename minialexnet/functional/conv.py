@@ -127,8 +127,16 @@ def _batch_chunks(n: int, per_item_bytes: int, col_bytes: int | None) -> list[sl
     return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
 
-def conv2d_forward(x: Any, w: Any, b: Any, stride: Any = 1, pad: Any = 0, groups: int = 1,
-                   *, col_bytes: int | None = None) -> tuple[Any, tuple]:
+def conv2d_forward(
+    x: Any,
+    w: Any,
+    b: Any,
+    stride: Any = 1,
+    pad: Any = 0,
+    groups: int = 1,
+    *,
+    col_bytes: int | None = None,
+) -> tuple[Any, tuple]:
     """Convolution forward.
 
         out[n, o, oh, ow] = b[o]

@@ -27,8 +27,9 @@ __all__ = ["dropout_forward", "dropout_backward"]
 _MODES = ("inverted", "paper")
 
 
-def dropout_forward(x: Any, p: float, rng: Any, train: bool = True, *,
-                    mode: str = "inverted") -> tuple[Any, tuple]:
+def dropout_forward(
+    x: Any, p: float, rng: Any, train: bool = True, *, mode: str = "inverted"
+) -> tuple[Any, tuple]:
     """Dropout forward.
 
     Args:

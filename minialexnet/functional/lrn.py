@@ -60,8 +60,9 @@ def _window_sum(padded: Any, c: int) -> Any:
     return total
 
 
-def lrn_forward(x: Any, n: int = 5, k: float = 2.0, alpha: float = 1e-4,
-                beta: float = 0.75) -> tuple[Any, tuple]:
+def lrn_forward(
+    x: Any, n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75
+) -> tuple[Any, tuple]:
     """LRN forward: ``b = a / (k + alpha * sum_{c' in W(c)} a_c'^2) ** beta`` (see module doc).
 
     Args:

@@ -50,6 +50,7 @@ __all__ = [
 # small helpers
 # ---------------------------------------------------------------------------
 
+
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     """``3 -> (3, 3)``; ``(3, 2) -> (3, 2)``."""
     if isinstance(v, (tuple, list)):
@@ -72,6 +73,7 @@ def _lrn_window(c: int, n: int, num_channels: int) -> range:
 # ---------------------------------------------------------------------------
 # convolution
 # ---------------------------------------------------------------------------
+
 
 def conv2d_loops(
     x: Any,
@@ -110,7 +112,7 @@ def conv2d_loops(
     OW = (W + 2 * pw - KW) // sw + 1
 
     xpad = np.zeros((N, C_in, H + 2 * ph, W + 2 * pw))
-    xpad[:, :, ph:ph + H, pw:pw + W] = x
+    xpad[:, :, ph : ph + H, pw : pw + W] = x
     w64 = w.astype(np.float64)
     b64 = None if b is None else to_numpy(b).astype(np.float64)
 
@@ -122,7 +124,7 @@ def conv2d_loops(
             for i in range(OH):
                 for j in range(OW):
                     # the window this output pixel sees: (Cg, KH, KW)
-                    window = xpad[n, first:first + Cg, i * sh:i * sh + KH, j * sw:j * sw + KW]
+                    window = xpad[n, first : first + Cg, i * sh : i * sh + KH, j * sw : j * sw + KW]
                     total = np.sum(window * w64[o])
                     if b64 is not None:
                         total += b64[o]
@@ -168,7 +170,7 @@ def conv2d_backward_loops(
     OH, OW = dout.shape[2], dout.shape[3]
 
     xpad = np.zeros((N, C_in, H + 2 * ph, W + 2 * pw))
-    xpad[:, :, ph:ph + H, pw:pw + W] = x
+    xpad[:, :, ph : ph + H, pw : pw + W] = x
     w64 = w.astype(np.float64)
     d64 = dout.astype(np.float64)
 
@@ -189,7 +191,7 @@ def conv2d_backward_loops(
                     dw[o] += d * xpad[n, chans, rows, cols]
                     dxpad[n, chans, rows, cols] += d * w64[o]
 
-    dx = dxpad[:, :, ph:ph + H, pw:pw + W]
+    dx = dxpad[:, :, ph : ph + H, pw : pw + W]
     return (
         dx.astype(x.dtype),
         dw.astype(w.dtype),
@@ -200,6 +202,7 @@ def conv2d_backward_loops(
 # ---------------------------------------------------------------------------
 # max pooling
 # ---------------------------------------------------------------------------
+
 
 def maxpool2d_loops(
     x: Any, size: int | tuple[int, int] = 3, stride: int | tuple[int, int] = 2
@@ -225,7 +228,7 @@ def maxpool2d_loops(
         for c in range(C):
             for i in range(OH):
                 for j in range(OW):
-                    window = x[n, c, i * sh:i * sh + KH, j * sw:j * sw + KW]
+                    window = x[n, c, i * sh : i * sh + KH, j * sw : j * sw + KW]
                     out[n, c, i, j] = window.max()
     return out
 
@@ -276,6 +279,7 @@ def maxpool2d_backward_loops(
 # ---------------------------------------------------------------------------
 # local response normalization
 # ---------------------------------------------------------------------------
+
 
 def lrn_loops(
     x: Any, n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75
