@@ -153,3 +153,15 @@ def test_dx_has_x_dtype_whatever_dout_dtype(device):
     out, cache = maxpool2d_forward(x, 2, 2)
     dx = maxpool2d_backward(on(device, rand(1, npy(out).shape, np.float64)), cache)
     assert_dtype(dx, np.float32, "dx")
+
+
+def test_windows_of_more_than_127_elements(device):
+    """A 12x12 window has 144 offsets, more than an int8 index holds: still exact."""
+    rng = np.random.default_rng(0)
+    x = rng.permutation(2 * 3 * 26 * 27).reshape(2, 3, 26, 27).astype(np.float64)
+    x[0, 0, :12, :12] = x[0, 0, 11, 11] = 1e6  # ties: the first one (0, 0) must win
+    out, cache = maxpool2d_forward(on(device, x), 12, 7)
+    np.testing.assert_array_equal(npy(out), maxpool2d_loops(x, 12, 7))
+    dout = rng.standard_normal(out.shape)
+    dx = maxpool2d_backward(on(device, dout), cache)
+    np.testing.assert_array_equal(npy(dx), maxpool2d_backward_loops(dout, x, 12, 7))

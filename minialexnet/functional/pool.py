@@ -9,16 +9,23 @@ error by 0.4%). Pooling follows LRN in layers 1 and 2 and conv5.
 with OH = floor((H - KH) / sh) + 1 (likewise OW); no padding. The backward pass
 sends each window's gradient to the position of its maximum -- the first one in
 row-major order when several entries tie, as PyTorch does -- and where windows
-overlap, a pixel that is the maximum of several windows receives the sum.
+overlap, a pixel that is the maximum of several windows receives the sum:
 
-The max of a 2-D window is taken in two 1-D passes (a max is separable): first
-along W, over each row segment of the window, then along H over those row
-maxima. Each pass is a loop over the KW (or KH) offsets, comparing whole strided
-views of the batch, so nothing loops over pixels. Remembering which offset won
-in each pass (``argj`` per row segment, ``argi`` per window) locates the
-window's first maximum: the first row holding the window's max, and in that
-row its first occurrence. A window holding a NaN gives NaN, as in PyTorch; its
-gradient goes to the window's first largest number (PyTorch picks the NaN).
+    dx[n, c, sh*oh + i, sw*ow + j] += dout[n, c, oh, ow]   where (i, j) = argmax of window (oh, ow)
+
+How it is computed, with no loop over pixels:
+- A 2-D max is two 1-D maxes: along W over each row segment of a window
+  (``rows``, remembering the winning column ``argj``), then along H over those
+  row maxima. Each is a loop over the window offsets comparing whole arrays.
+- Comparing strictly (``>``) keeps the earlier offset on ties, so the H pass
+  finds the first row that holds the window's max, and ``argj`` its first
+  column there: the first maximum in row-major order. Its offset in the
+  window, ``code = i*KW + j``, is all the backward pass needs.
+- The backward pass loops over the KH*KW offsets: for each, the windows whose
+  code is that offset add their gradient onto the strided view of dx at it.
+
+A window holding a NaN gives NaN, as in PyTorch; its gradient goes to the
+window's first largest number (PyTorch picks the NaN).
 """
 
 from __future__ import annotations
@@ -31,39 +38,29 @@ from . import _checks
 __all__ = ["maxpool2d_forward", "maxpool2d_backward"]
 
 
-def _take(a: Any, axis: int, start: int, stride: int, count: int) -> Any:
-    """The view a[..., start : start + stride*count : stride, ...] along ``axis``."""
-    index = [slice(None)] * a.ndim
-    index[axis] = slice(start, start + stride * (count - 1) + 1, stride)
-    return a[tuple(index)]
+def _offset_dtype(xp: Any, count: int) -> Any:
+    """The smallest signed integer type that holds 0 .. count-1 (int8 for AlexNet's 3x3)."""
+    for dtype in (xp.int8, xp.int16, xp.int32):
+        if count - 1 <= xp.iinfo(dtype).max:
+            return dtype
+    return xp.int64
 
 
-def _max_1d(a: Any, axis: int, size: int, stride: int, count: int) -> tuple[Any, Any]:
-    """Sliding-window max along one axis: (maxima, offset of the first maximum), int8 offsets."""
-    xp = get_array_module(a)
-    best = _take(a, axis, 0, stride, count).copy()
-    arg = xp.zeros(best.shape, dtype=xp.int8)
-    for d in range(1, size):
-        v = _take(a, axis, d, stride, count)
-        # arg <- d where v beats the best so far (strictly: on ties the earlier offset
-        # stays). Written as arithmetic: a masked assignment is ~10x slower on random masks.
-        xp.maximum(arg, (v > best).view(xp.int8) * xp.int8(d), out=arg)
-        xp.maximum(best, v, out=best)  # maximum propagates NaNs
-    return best, arg
+def _window(a: Any, i: int, j: int, stride: tuple[int, int], out_hw: tuple[int, int]) -> Any:
+    """The view a[..., i + sh*oh, j + sw*ow] for all (oh, ow): offset (i, j) of every window."""
+    (sh, sw), (oh, ow) = stride, out_hw
+    return a[..., i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
 
 
-def _unmax_1d(dout: Any, arg: Any, axis: int, size: int, stride: int, in_len: int) -> Any:
-    """Adjoint of :func:`_max_1d`: route dout to the winning offset, summing overlaps."""
-    xp = get_array_module(dout)
-    shape = list(dout.shape)
-    shape[axis] = in_len
-    din = xp.zeros(shape, dtype=dout.dtype)
-    count = dout.shape[axis]
-    routed = xp.empty_like(dout)  # one buffer reused for every offset
-    for d in range(size):
-        xp.multiply(dout, arg == d, out=routed)  # dout where offset d won, else 0
-        _take(din, axis, d, stride, count)[...] += routed
-    return din
+def _keep_first_max(best: Any, arg: Any, v: Any, candidate: Any) -> None:
+    """In place: ``arg <- candidate`` where ``v > best`` (strictly), then ``best <- max(best, v)``.
+
+    Candidates grow with the offset, so ``max(arg, [v > best] * candidate)`` is that
+    update written as arithmetic: a masked assignment is ~10x slower on random masks.
+    """
+    xp = get_array_module(best)
+    xp.maximum(arg, (v > best).astype(arg.dtype) * candidate, out=arg)
+    xp.maximum(best, v, out=best)  # maximum propagates NaNs
 
 
 def maxpool2d_forward(x: Any, size: Any = 3, stride: Any = 2) -> tuple[Any, tuple]:
@@ -89,10 +86,24 @@ def maxpool2d_forward(x: Any, size: Any = 3, stride: Any = 2) -> tuple[Any, tupl
             f"{fn}: window {kh}x{kw} (size={size!r}) is larger than the input {h}x{w}; "
             "use a smaller size or a larger input"
         )
+    xp = get_array_module(x)
     oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
-    rows, argj = _max_1d(x, 3, kw, sw, ow)  # (N, C, H, OW): max over each row segment
-    out, argi = _max_1d(rows, 2, kh, sh, oh)  # (N, C, OH, OW): max over those rows
-    cache = (x.shape, x.dtype, (kh, kw), (sh, sw), argi, argj)
+    code_dtype = _offset_dtype(xp, kh * kw)
+
+    # Along W: rows[n, c, r, ow] = max_j x[n, c, r, sw*ow + j]; argj = the first such j.
+    rows = _window(x, 0, 0, (1, sw), (h, ow)).copy()
+    argj = xp.zeros(rows.shape, dtype=code_dtype)
+    for j in range(1, kw):
+        _keep_first_max(rows, argj, _window(x, 0, j, (1, sw), (h, ow)), code_dtype(j))
+
+    # Along H: out = max_i rows[n, c, sh*oh + i, ow]; code = i*KW + argj of the first such row.
+    out = _window(rows, 0, 0, (sh, 1), (oh, ow)).copy()
+    code = argj[:, :, 0 : sh * (oh - 1) + 1 : sh].copy()
+    for i in range(1, kh):
+        row_codes = _window(argj, i, 0, (sh, 1), (oh, ow)) + code_dtype(i * kw)
+        _keep_first_max(out, code, _window(rows, i, 0, (sh, 1), (oh, ow)), row_codes)
+
+    cache = (x.shape, x.dtype, (kh, kw), (sh, sw), code)
     return out, cache
 
 
@@ -106,8 +117,14 @@ def maxpool2d_backward(dout: Any, cache: tuple) -> Any:
     Returns:
         dx shaped like x.
     """
-    x_shape, x_dtype, (kh, kw), (sh, sw), argi, argj = cache
-    _checks.dout_shape(dout, argi.shape, "maxpool2d_backward")
+    x_shape, x_dtype, (kh, kw), stride, code = cache
+    _checks.dout_shape(dout, code.shape, "maxpool2d_backward")
+    xp = get_array_module(code)
     dout = dout.astype(x_dtype, copy=False)
-    drows = _unmax_1d(dout, argi, 2, kh, sh, x_shape[2])  # (N, C, H, OW)
-    return _unmax_1d(drows, argj, 3, kw, sw, x_shape[3])  # (N, C, H, W)
+    dx = xp.zeros(x_shape, dtype=x_dtype)
+    routed = xp.empty_like(dout)  # one buffer, reused for every offset
+    for i in range(kh):
+        for j in range(kw):
+            xp.multiply(dout, code == i * kw + j, out=routed)  # dout where (i, j) won, else 0
+            _window(dx, i, j, stride, code.shape[2:])[...] += routed
+    return dx
