@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Device", "get_array_module", "gpu_available", "to_numpy"]
+__all__ = ["Device", "SimulatedDeviceArray", "get_array_module", "gpu_available", "to_numpy"]
 
 GPU_INSTALL_HINT = (
     "Install CuPy for your CUDA version, e.g. `pip install 'minialexnet[gpu]'` "
@@ -84,7 +84,10 @@ class Device:
 
     ``Device("cpu")``, ``Device("gpu")`` (= ``"gpu:0"``), ``Device("gpu:N")``, or
     ``Device("auto")``: a GPU when CuPy and a CUDA device are usable, else the
-    CPU with a one-line notice on stderr.
+    CPU with a one-line notice on stderr. ``Device("cpu:N")`` is a simulated
+    CPU device for testing model parallelism without GPUs: its arrays are NumPy
+    arrays that remember their device (:class:`SimulatedDeviceArray`), and an
+    operation that mixes arrays of two such devices raises.
 
     Attributes: ``kind`` ("cpu" or "gpu"), ``index`` (GPU number, or ``None``),
     ``xp`` (the array module). A device is a context manager: on a GPU,
@@ -115,11 +118,15 @@ class Device:
         if name in ("gpu", "cuda"):
             name = "gpu:0"
         kind, _, idx = name.partition(":")
-        if kind not in ("gpu", "cuda") or not idx.isdigit():
+        if kind not in ("gpu", "cuda", "cpu") or not idx.isdigit():
             raise ValueError(
-                f"Device: unknown device {spec!r}; expected 'cpu', 'gpu', 'gpu:N' or 'auto'"
+                f"Device: unknown device {spec!r}; expected 'cpu', 'gpu', 'gpu:N' or 'auto' "
+                "(or 'cpu:N', a simulated device for testing)"
             )
         index = int(idx)
+        if kind == "cpu":
+            self.kind, self.index, self._cuda = "cpu", index, None
+            return
         cupy = _import_cupy()
         if cupy is None:
             raise RuntimeError(
@@ -138,7 +145,9 @@ class Device:
     # -- identity -----------------------------------------------------------
     @property
     def name(self) -> str:
-        return "cpu" if self.kind == "cpu" else f"gpu:{self.index}"
+        if self.kind == "cpu":
+            return "cpu" if self.index is None else f"cpu:{self.index}"
+        return f"gpu:{self.index}"
 
     def __repr__(self) -> str:
         return f"Device({self.name!r})"
@@ -172,14 +181,20 @@ class Device:
     def asarray(self, x: Any, dtype: Any = None) -> Any:
         """``x`` as an array on this device (a copy only when it has to move)."""
         if self.kind == "cpu":
-            return np.asarray(to_numpy(x), dtype=dtype)
+            if self.index is not None and getattr(x, "device_name", None) == self.name:
+                return x if dtype is None else x.astype(dtype, copy=False)  # already here
+            host = np.asarray(to_numpy(x), dtype=dtype)
+            # a plain NumPy array for the CPU; a copy, tagged, for a simulated device
+            return host if self.index is None else _simulated(host.copy(), self.name)
         with self:
             return self.xp.asarray(x, dtype=dtype)
 
     def holds(self, x: Any) -> bool:
         """True when array ``x`` lives on this device."""
         if self.kind == "cpu":
-            return isinstance(x, np.ndarray)
+            return isinstance(x, np.ndarray) and getattr(x, "device_name", None) == (
+                None if self.index is None else self.name
+            )
         return isinstance(x, _cupy.ndarray) and x.device.id == self.index  # type: ignore[union-attr]
 
     def rng(self, seed: int | None = None) -> Any:
@@ -199,3 +214,66 @@ class Device:
         """Wait for queued GPU work to finish (for timing); no-op on the CPU."""
         if self._cuda is not None:
             self._cuda.synchronize()
+
+
+def _simulated(host: np.ndarray, name: str) -> SimulatedDeviceArray:
+    arr = host.view(SimulatedDeviceArray)
+    arr.device_name = name
+    return arr
+
+
+def _device_names(values: Any) -> set[str]:
+    """The simulated-device names of every array in (nested lists/tuples of) values."""
+    names: set[str] = set()
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            names |= _device_names(v)
+        elif getattr(v, "device_name", None) is not None:
+            names.add(v.device_name)
+    return names
+
+
+class SimulatedDeviceArray(np.ndarray):
+    """A NumPy array on a simulated CPU device ``Device("cpu:N")``, for tests.
+
+    It stands in for an array on one of two GPUs: results of NumPy operations
+    on it stay on its device, and an operation that combines arrays of two
+    different simulated devices raises ``ValueError``, as CuPy does for arrays
+    on two GPUs. So a CPU test of the two-tower model proves that only the
+    explicit transfers (``Device.asarray``) cross between towers.
+    """
+
+    device_name: str | None = None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.device_name = getattr(obj, "device_name", None)
+
+    def _check(self, what: str, values: Any) -> str | None:
+        names = _device_names(values)
+        if len(names) > 1:
+            raise ValueError(
+                f"{what}: arrays on different devices {sorted(names)} were combined; move one "
+                "with Device.asarray first"
+            )
+        return names.pop() if names else None
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        out = kwargs.get("out", ())
+        name = self._check(ufunc.__name__, inputs + tuple(out))
+        plain = [x.view(np.ndarray) if isinstance(x, np.ndarray) else x for x in inputs]
+        if out:
+            kwargs["out"] = tuple(
+                o.view(np.ndarray) if isinstance(o, np.ndarray) else o for o in out
+            )
+        result = getattr(ufunc, method)(*plain, **kwargs)
+        if out:
+            return out[0] if len(out) == 1 else out
+
+        def tag(r: Any) -> Any:
+            return _simulated(r, name) if isinstance(r, np.ndarray) and name else r
+
+        return tuple(tag(r) for r in result) if isinstance(result, tuple) else tag(result)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        self._check(func.__name__, tuple(args) + tuple(kwargs.values()))
+        return super().__array_function__(func, types, args, kwargs)

@@ -80,3 +80,65 @@ def test_rng_is_seeded_and_repeatable(device):
 def test_cpu_rng_is_numpy_pcg64_bit_for_bit():
     expected = np.random.default_rng(3).random(6)
     np.testing.assert_array_equal(Device("cpu").rng(3).random(6), expected)
+
+
+# ---------------------------------------------------------------- simulated CPU devices
+def test_simulated_cpu_devices_are_distinct_and_transfers_copy():
+    a, b = Device("cpu:0"), Device("cpu:1")
+    assert a != b and a.name == "cpu:0" and a.xp is np and not a.is_gpu
+    x = a.asarray(np.arange(6.0).reshape(2, 3))
+    assert a.holds(x) and not b.holds(x) and not Device("cpu").holds(x)
+    y = b.asarray(x)
+    assert b.holds(y) and a.holds(x)
+    y[0, 0] = 100.0  # a transfer is a copy
+    assert x[0, 0] == 0.0
+    assert a.asarray(x) is not None and a.holds(a.asarray(x))
+    assert a.holds(x * 2 + 1) and a.holds(x.sum(axis=0)) and a.holds(x[:, 1:].copy())
+
+
+def test_mixing_arrays_of_two_simulated_devices_raises():
+    a, b = Device("cpu:0"), Device("cpu:1")
+    x, y = a.asarray(np.ones((2, 2))), b.asarray(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="different devices"):
+        x + y
+    with pytest.raises(ValueError, match="different devices"):
+        np.concatenate([x, y])
+    with pytest.raises(ValueError, match="different devices"):
+        x @ y
+    np.testing.assert_array_equal(x + np.ones((2, 2)), 2.0)  # host arrays mix freely
+
+
+def test_every_functional_op_keeps_its_inputs_on_their_simulated_device():
+    """The model-parallel tests rely on this: outputs and gradients stay where inputs are."""
+    from minialexnet import functional as F
+
+    dev, other = Device("cpu:1"), Device("cpu:0")
+    rng = np.random.default_rng(0)
+    x = dev.asarray(rng.standard_normal((2, 4, 9, 9)).astype(np.float32))
+    w = dev.asarray(rng.standard_normal((6, 2, 3, 3)).astype(np.float32))
+    b = dev.asarray(np.zeros(6, np.float32))
+    checks = []
+    out, cache = F.conv2d_forward(x, w, b, 2, 1, 2)
+    checks += [out, *F.conv2d_backward(out, cache)]
+    for fwd, bwd in [
+        (F.lrn_forward, F.lrn_backward),
+        (F.maxpool2d_forward, F.maxpool2d_backward),
+        (F.relu_forward, F.relu_backward),
+        (F.tanh_forward, F.tanh_backward),
+    ]:
+        out, cache = fwd(x)
+        checks += [out, bwd(out, cache)]
+    out, cache = F.dropout_forward(x, 0.5, dev.rng(0))
+    checks += [out, F.dropout_backward(out, cache)]
+    wl = dev.asarray(rng.standard_normal((3, 4)).astype(np.float32))
+    out, cache = F.linear_forward(x[:, :, 0, 0], wl, None)
+    checks += [out, *F.linear_backward(out, cache)[:2]]
+    checks += [
+        F.softmax(out),
+        F.softmax_cross_entropy(out, np.array([0, 2]))[1],
+        F.multiclass_hinge(out, np.array([1, 0]))[1],
+    ]
+    for i, arr in enumerate(checks):
+        assert dev.holds(arr), f"result {i} left {dev.name}: {getattr(arr, 'device_name', None)}"
+    with pytest.raises(ValueError, match="different devices"):
+        F.conv2d_forward(x, other.asarray(w), None, groups=2)

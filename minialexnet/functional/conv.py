@@ -65,18 +65,18 @@ def space_to_depth(x: Any, pad: tuple[int, int], stride: tuple[int, int]) -> Any
     n, c, h, w = x.shape
     (ph, pw), (sh, sw) = pad, stride
     hs, ws = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)  # ceil division
-    canvas = xp.zeros((c, n, hs * sh, ws * sw), dtype=x.dtype)
+    canvas = xp.zeros_like(x, shape=(c, n, hs * sh, ws * sw))
     canvas[:, :, ph : ph + h, pw : pw + w] = x.transpose(1, 0, 2, 3)
-    return xp.ascontiguousarray(canvas.reshape(c, n, hs, sh, ws, sw).transpose(0, 1, 3, 5, 2, 4))
+    xs = canvas.reshape(c, n, hs, sh, ws, sw).transpose(0, 1, 3, 5, 2, 4)
+    return xs if sh == sw == 1 else xs.copy()  # (.copy keeps the array's type and device)
 
 
 def depth_to_space(xs: Any, pad: tuple[int, int], hw: tuple[int, int]) -> Any:
     """The inverse of :func:`space_to_depth`: (C, N, sh, sw, Hs, Ws) -> (N, C, H, W), unpadded."""
-    xp = get_array_module(xs)
     c, n, sh, sw, hs, ws = xs.shape
     (ph, pw), (h, w) = pad, hw
     canvas = xs.transpose(0, 1, 4, 2, 5, 3).reshape(c, n, hs * sh, ws * sw)
-    return xp.ascontiguousarray(canvas[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3))
+    return canvas[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3).copy()
 
 
 def im2col(xs: Any, kernel: tuple[int, int], out_hw: tuple[int, int]) -> Any:
@@ -93,7 +93,7 @@ def im2col(xs: Any, kernel: tuple[int, int], out_hw: tuple[int, int]) -> Any:
     xp = get_array_module(xs)
     c, n, sh, sw = xs.shape[:4]
     (kh, kw), (oh, ow) = kernel, out_hw
-    col = xp.empty((c, kh, kw, n, oh, ow), dtype=xs.dtype)
+    col = xp.empty_like(xs, shape=(c, kh, kw, n, oh, ow))
     for i in range(kh):
         for j in range(kw):
             a, r, bb, q = i // sh, i % sh, j // sw, j % sw
@@ -196,7 +196,7 @@ def conv2d_forward(
     bias = 0 if b is None else b.astype(x.dtype, copy=False).reshape(1, c_out, 1, 1)
     xs = space_to_depth(x, (ph, pw), (sh, sw))
     chunks = _batch_chunks(n, c * kh * kw * oh * ow * x.dtype.itemsize, col_bytes)
-    out = xp.empty((n, c_out, oh, ow), dtype=x.dtype)
+    out = xp.empty_like(x, shape=(n, c_out, oh, ow))
     for chunk in chunks:
         col6 = im2col(xs[:, chunk], (kh, kw), (oh, ow))  # (C, KH, KW, Nc, OH, OW)
         col = col6.reshape(groups, -1, col6.shape[3] * oh * ow)  # (G, Cg*KH*KW, Nc*OH*OW)
@@ -235,7 +235,7 @@ def conv2d_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     dout = dout.astype(xs.dtype, copy=False)
     w_mat = w.astype(xs.dtype, copy=False).reshape(groups, c_out // groups, -1)
     dxs = xp.zeros_like(xs)
-    dw_t = xp.zeros((groups, w_mat.shape[2], w_mat.shape[1]), dtype=xs.dtype)  # dw_mat.T
+    dw_t = xp.zeros_like(w_mat, shape=(groups, w_mat.shape[2], w_mat.shape[1]))  # dw_mat.T
     for chunk in _batch_chunks(n, c * kh * kw * oh * ow * xs.dtype.itemsize, col_bytes):
         # The kept columns are taken out of the cache (a second backward rebuilds them),
         # so that dcol can be written over them: one large buffer less to allocate.

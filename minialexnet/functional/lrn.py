@@ -48,7 +48,7 @@ def _zero_padded(like: Any, before: int, after: int) -> tuple[Any, Any]:
     shape = list(like.shape)
     c = shape[1]
     shape[1] = before + c + after
-    padded = xp.zeros(shape, dtype=like.dtype)
+    padded = xp.zeros_like(like, shape=shape)
     return padded, padded[:, before : before + c]
 
 

@@ -121,7 +121,7 @@ def maxpool2d_backward(dout: Any, cache: tuple) -> Any:
     _checks.dout_shape(dout, code.shape, "maxpool2d_backward")
     xp = get_array_module(code)
     dout = dout.astype(x_dtype, copy=False)
-    dx = xp.zeros(x_shape, dtype=x_dtype)
+    dx = xp.zeros_like(dout, shape=x_shape)
     routed = xp.empty_like(dout)  # one buffer, reused for every offset
     for i in range(kh):
         for j in range(kw):
