@@ -266,14 +266,17 @@ class SimulatedDeviceArray(np.ndarray):
                 o.view(np.ndarray) if isinstance(o, np.ndarray) else o for o in out
             )
         result = getattr(ufunc, method)(*plain, **kwargs)
-        if out:
-            return out[0] if len(out) == 1 else out
-
-        def tag(r: Any) -> Any:
-            return _simulated(r, name) if isinstance(r, np.ndarray) and name else r
-
-        return tuple(tag(r) for r in result) if isinstance(result, tuple) else tag(result)
+        return out[0] if len(out) == 1 else out if out else _tag(result, name)
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        self._check(func.__name__, tuple(args) + tuple(kwargs.values()))
-        return super().__array_function__(func, types, args, kwargs)
+        name = self._check(func.__name__, tuple(args) + tuple(kwargs.values()))
+        return _tag(super().__array_function__(func, types, args, kwargs), name)
+
+
+def _tag(result: Any, name: str | None) -> Any:
+    """Results of NumPy functions on a simulated device's arrays stay on that device."""
+    if isinstance(result, tuple):
+        return tuple(_tag(r, name) for r in result)
+    if isinstance(result, np.ndarray) and name is not None:
+        return _simulated(result.view(np.ndarray), name)
+    return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import layers
+from . import layers, train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     layers.add_arguments(sub.add_parser("layers", help=layers.__doc__.splitlines()[0]))
+    train.add_arguments(sub.add_parser("train", help=train.__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
     return args.run(args)
 

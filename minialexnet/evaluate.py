@@ -1,0 +1,148 @@
+"""``python -m minialexnet.evaluate CKPT``: top-1 and top-5 error of a trained model.
+
+The paper reports top-1 and top-5 error [6]: an example counts as a top-5
+error when its true class is not among the five most probable. At test time it
+averages the softmax outputs of ten patches -- the four corners and the centre
+of the image, and their horizontal reflections [4.1]; ``--ten-crop`` does the
+same, otherwise the centre patch alone is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from . import functional as F
+from .backend import Device, to_numpy
+from .checkpoint import load_checkpoint, unpack
+from .data import BatchLoader, Dataset, Stats, eval_transform, load_dataset, ten_crop
+from .models import model_from_config
+
+__all__ = ["topk_correct", "evaluate_model", "load_model", "main"]
+
+
+def topk_correct(scores: np.ndarray, labels: np.ndarray, k: int) -> int:
+    """How many rows have their label among the k highest scores (ties: any order)."""
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return int((top == labels[:, None]).any(axis=1).sum())
+
+
+def evaluate_model(
+    model: Any,
+    dataset: Dataset,
+    stats: Stats,
+    *,
+    batch_size: int = 128,
+    ten_crops: bool = False,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Loss and top-1/top-5 error (fractions) of ``model`` on ``dataset``, in order, no dropout.
+
+    With ``ten_crops`` the softmax outputs of the ten patches are averaged per image.
+    """
+    crop = model.input_size
+    if ten_crops:
+
+        def transform(images: np.ndarray, rng: Any) -> np.ndarray:
+            return ten_crop(images, stats=stats, crop=crop)
+    else:
+
+        def transform(images: np.ndarray, rng: Any) -> np.ndarray:
+            return eval_transform(images, stats=stats, crop=crop)
+
+    loader = BatchLoader(dataset, batch_size, transform, shuffle=False)
+    loss_sum, top1, top5, seen = 0.0, 0, 0, 0
+    bar = tqdm(
+        loader,
+        desc="evaluate" + (" (ten-crop)" if ten_crops else ""),
+        unit="batch",
+        leave=False,
+        disable=not progress,
+    )
+    for x, y in bar:
+        crops = x if ten_crops else x[None]
+        probs = np.mean([to_numpy(F.softmax(model.forward(c, train=False))) for c in crops], axis=0)
+        loss_sum += float(-np.log(np.maximum(probs[np.arange(len(y)), y], 1e-30)).sum())
+        top1 += topk_correct(probs, y, 1)
+        top5 += topk_correct(probs, y, 5)
+        seen += len(y)
+    if seen == 0:
+        raise ValueError(f"evaluate: the dataset {dataset.name!r} has no examples")
+    return {
+        "loss": loss_sum / seen,
+        "top1_err": 1 - top1 / seen,
+        "top5_err": 1 - top5 / seen,
+        "examples": seen,
+    }
+
+
+def load_model(path: str | Path, devices: list[Device] | None = None) -> tuple[Any, Stats, dict]:
+    """Rebuild a model from a training checkpoint: (model, data statistics, metadata)."""
+    arrays, meta = load_checkpoint(path)
+    model = model_from_config(meta["config"], devices=devices)
+    model.load_state_dict(unpack(arrays, "model"))
+    stats = Stats.from_arrays(unpack(arrays, "data"))
+    return model, stats, meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m minialexnet.evaluate", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("checkpoint", help="a checkpoint.npz or best.npz written by train")
+    parser.add_argument(
+        "--dataset", help="shapes | cifar10 | folder:PATH (default: the one it was trained on)"
+    )
+    parser.add_argument("--data-dir", help="where CIFAR-10 lives (cifar10 only)")
+    parser.add_argument("--split", default="val", help="val (default) or train")
+    parser.add_argument("--ten-crop", action="store_true", help="average ten patches per image")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default="auto", help="auto | cpu | gpu | gpu:N")
+    parser.add_argument("--json", help="write the result here (default: next to the checkpoint)")
+    args = parser.parse_args(argv)
+
+    model, stats, meta = load_model(args.checkpoint, [Device(args.device)])
+    run = meta.get("run", {})
+    spec = args.dataset or run.get("dataset", "shapes")
+    dataset = load_dataset(
+        spec,
+        args.split,
+        data_dir=args.data_dir or run.get("data_dir"),
+        image_size=run.get("image_size", model.input_size),
+        size=run.get("val_size") if args.split == "val" else None,
+        seed=run.get("seed", 0),
+    )
+    result = evaluate_model(
+        model, dataset, stats, batch_size=args.batch_size, ten_crops=args.ten_crop
+    )
+    result.update(
+        checkpoint=str(args.checkpoint),
+        dataset=spec,
+        split=args.split,
+        ten_crop=args.ten_crop,
+        epoch=meta.get("epoch"),
+    )
+    print(
+        f"{spec} {args.split}: top-1 error {100 * result['top1_err']:.2f}%, "
+        f"top-5 error {100 * result['top5_err']:.2f}% on {result['examples']} images"
+        + (" (ten-crop)" if args.ten_crop else " (centre crop)")
+    )
+    out = (
+        Path(args.json)
+        if args.json
+        else Path(args.checkpoint).with_suffix(".tencrop.json" if args.ten_crop else ".eval.json")
+    )
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

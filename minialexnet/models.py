@@ -1,0 +1,268 @@
+"""AlexNet [3.5, Figure 2], two towers as on the paper's two GPUs [3.2], and a 32x32 variant.
+
+The whole network is :func:`_alexnet` below, one line per layer, read against
+the paper's table (``paper.md``). Per tower ("a" on ``devices[0]``, "b" on
+``devices[-1]``):
+
+    layer  maps/tower  kernel     stride/pad  input                        after it
+    conv1  48          11x11x3    4 / 0       the whole image              ReLU, LRN, pool 3/2
+    conv2  128         5x5x48     1 / 2       own tower                    ReLU, LRN, pool 3/2
+    conv3  192         3x3x256    1 / 1       BOTH towers (Exchange)       ReLU
+    conv4  192         3x3x192    1 / 1       own tower                    ReLU
+    conv5  128         3x3x192    1 / 1       own tower                    ReLU, pool 3/2
+    fc6    2048        9216 in    -           BOTH towers (Exchange)       ReLU, dropout 0.5
+    fc7    2048        4096 in    -           BOTH towers (Exchange)       ReLU, dropout 0.5
+    fc8    1000 (one)  4096 in    -           both towers (Gather), on devices[0]
+
+Spatial sizes 227 -> 55 -> 27 -> 27 -> 13 -> 13 -> 6; 60,965,224 parameters.
+The paper's text says 224x224 input, but conv1 (11x11, stride 4, no padding)
+gives 55x55 only from 227: (227 - 11) / 4 + 1 = 55.
+
+``alexnet_cifar`` keeps the topology for 32x32 images with fewer maps (32, 64,
+96, 96, 64 per tower, fc 512 per tower) and a 5x5 stride-1 conv1:
+32 -> 32 -> 15 -> 15 -> 7 -> 7 -> 3; 2,846,090 parameters.
+
+Input scale: raw 0-255 pixels minus the mean image, as the paper (LRN's k=2,
+alpha=1e-4 were chosen for activations on that scale).
+
+Initialisation [5]:
+    "paper":  w ~ N(0, 0.01^2); b = 1 in conv2, conv4, conv5, fc6, fc7 (so the ReLUs
+              start positive), b = 0 in conv1, conv3, fc8.
+    "scaled": PyTorch's default for Conv2d and Linear, w and b ~ U(-1/sqrt(fan_in),
+              1/sqrt(fan_in)), fan_in = inputs of one neuron of that tower's layer
+              (C_in * KH * KW, or in_features). The paper's init leaves the 32x32 net
+              at chance on CIFAR-10 for epochs (paper.md, "Learning"); this one learns.
+Weights are drawn on the host from ``np.random.default_rng(seed)`` in the order
+of ``model.parameters()`` (w then b of a.conv1, a.conv2, b.conv1, b.conv2, a.conv3,
+...) and then moved to their device, so a seed gives the same network on any devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .backend import Device
+from .layers import LRN, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from .towers import Broadcast, Exchange, Gather, OnDevice, Towers, TwoTowerNet
+
+__all__ = ["alexnet", "alexnet_cifar", "model_from_config", "Spec", "ALEXNET", "ALEXNET_CIFAR"]
+
+INITS = ("paper", "scaled")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The numbers that differ between the ImageNet network and the 32x32 one (per tower)."""
+
+    arch: str
+    input_size: int
+    conv1: tuple[int, int, int, int]  # (maps per tower, kernel, stride, pad)
+    maps: tuple[int, int, int, int]  # maps per tower of conv2, conv3, conv4, conv5
+    pool5: int  # spatial size after pool5
+    fc: int  # neurons per tower of fc6 and fc7
+
+
+#                    arch             input  conv1 (maps, k, s, p)  conv2..conv5 maps     pool5  fc
+ALEXNET = Spec("alexnet", 227, (48, 11, 4, 0), (128, 192, 192, 128), 6, 2048)
+ALEXNET_CIFAR = Spec("alexnet-cifar", 32, (32, 5, 1, 2), (64, 96, 96, 64), 3, 512)
+
+
+class _LayerMaker:
+    """Makes Conv2d/Linear layers on one device, weights drawn from the shared host ``rng``."""
+
+    def __init__(self, rng: np.random.Generator, init: str, dtype: Any, device: Device) -> None:
+        self.rng, self.init, self.dtype, self.device = rng, init, dtype, device
+
+    def conv(self, c_in: int, c_out: int, k: int, stride: int = 1, pad: int = 0, *, bias: float):
+        layer = Conv2d(c_in, c_out, k, stride, pad, **self._weights(bias))
+        return self._scale(layer, fan_in=c_in * k * k)
+
+    def fc(self, n_in: int, n_out: int, *, bias: float) -> Linear:
+        return self._scale(Linear(n_in, n_out, **self._weights(bias)), fan_in=n_in)
+
+    def _weights(self, bias: float) -> dict[str, Any]:
+        # The paper's init [5], drawn by the layer itself: w ~ N(0, 0.01^2), b = bias.
+        return dict(weight_std=0.01, bias_value=bias, rng=self.rng, dtype=self.dtype,
+                    device=self.device)  # fmt: skip
+
+    def _scale(self, layer: Any, fan_in: int) -> Any:
+        """init "scaled": overwrite w, then b, with U(-1/sqrt(fan_in), 1/sqrt(fan_in)) draws."""
+        if self.init == "scaled":
+            bound = 1.0 / np.sqrt(fan_in)
+            for name in ("w", "b"):
+                p = layer.params[name]
+                draw = self.rng.uniform(-bound, bound, p.shape).astype(layer.dtype)
+                with self.device:
+                    p[...] = self.device.asarray(draw)
+        return layer
+
+
+def _alexnet(
+    spec: Spec, num_classes: int, devices: Any, seed: int, init: str, dtype: Any
+) -> TwoTowerNet:
+    """The paper's network [3.5] with the per-tower sizes of ``spec``: the whole table."""
+    devices = _devices(devices)
+    towers_on = [devices[0], devices[-1]]  # tower a, tower b (the same device when only one)
+    if init not in INITS:
+        raise ValueError(f"{spec.arch}: init must be one of {INITS}, got {init!r}")
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, (int, np.integer))
+        or num_classes < 1
+    ):
+        raise ValueError(f"{spec.arch}: num_classes must be a positive int, got {num_classes!r}")
+    rng = np.random.default_rng(seed)
+    c1, k1, s1, p1 = spec.conv1
+    c2, c3, c4, c5 = spec.maps
+    fc, flat = spec.fc, 2 * c5 * spec.pool5**2  # fc6 sees both towers' pool5 maps
+
+    def norm() -> LRN:
+        return LRN(n=5, k=2.0, alpha=1e-4, beta=0.75)  # [3.3]
+
+    def towers(build: Any) -> Towers:
+        return Towers([build(_LayerMaker(rng, init, dtype, d)) for d in towers_on], towers_on)
+
+    # Per tower. "own": sees only its own tower's maps; "both": after an Exchange.
+    def conv1_2(make: _LayerMaker) -> Sequential:
+        return Sequential([
+            ("conv1", make.conv(3, c1, k1, s1, p1, bias=0.0)),     # the whole image
+            ("relu1", ReLU()),
+            ("norm1", norm()),
+            ("pool1", MaxPool2d(3, 2)),                            # overlapping pooling [3.4]
+            ("conv2", make.conv(c1, c2, 5, 1, 2, bias=1.0)),       # own
+            ("relu2", ReLU()),
+            ("norm2", norm()),
+            ("pool2", MaxPool2d(3, 2)),
+        ])  # fmt: skip
+
+    def conv3_5(make: _LayerMaker) -> Sequential:
+        return Sequential([
+            ("conv3", make.conv(2 * c2, c3, 3, 1, 1, bias=0.0)),   # both
+            ("relu3", ReLU()),
+            ("conv4", make.conv(c3, c4, 3, 1, 1, bias=1.0)),       # own
+            ("relu4", ReLU()),
+            ("conv5", make.conv(c4, c5, 3, 1, 1, bias=1.0)),       # own
+            ("relu5", ReLU()),
+            ("pool5", MaxPool2d(3, 2)),
+            ("flatten", Flatten()),
+        ])  # fmt: skip
+
+    def fc6(make: _LayerMaker) -> Sequential:
+        return Sequential([
+            ("fc6", make.fc(flat, fc, bias=1.0)),                  # both
+            ("relu6", ReLU()),
+            ("drop6", Dropout(0.5)),                               # [4.2]
+        ])  # fmt: skip
+
+    def fc7(make: _LayerMaker) -> Sequential:
+        return Sequential([
+            ("fc7", make.fc(2 * fc, fc, bias=1.0)),                # both
+            ("relu7", ReLU()),
+            ("drop7", Dropout(0.5)),
+        ])  # fmt: skip
+
+    def fc8(make: _LayerMaker) -> Sequential:  # one layer, on devices[0]
+        return Sequential([
+            ("fc8", make.fc(2 * fc, num_classes, bias=0.0)),       # both (Gather); softmax: loss
+        ])  # fmt: skip
+
+    stages = [
+        ("input", Broadcast(towers_on, dtype)),
+        ("conv1-2", towers(conv1_2)),
+        ("to_conv3", Exchange(towers_on)),
+        ("conv3-5", towers(conv3_5)),
+        ("to_fc6", Exchange(towers_on)),
+        ("fc6", towers(fc6)),
+        ("to_fc7", Exchange(towers_on)),
+        ("fc7", towers(fc7)),
+        ("to_fc8", Gather(towers_on)),
+        ("fc8", OnDevice(fc8(_LayerMaker(rng, init, dtype, devices[0])), devices[0])),
+    ]
+
+    config = {
+        "arch": spec.arch,
+        "num_classes": int(num_classes),
+        "input_size": spec.input_size,
+        "init": init,
+        "dtype": np.dtype(dtype).name,
+    }
+    notes = []
+    if spec.input_size == 227:
+        notes.append(
+            "input 227x227: the paper's text says 224, but conv1 (11x11, stride 4, no padding) "
+            "needs 227 for its 55x55 maps: (227 - 11) / 4 + 1 = 55"
+        )
+    model = TwoTowerNet(
+        stages, devices=devices, input_size=spec.input_size, dtype=dtype, config=config, notes=notes
+    )
+    model.reseed(seed)
+    return model
+
+
+def _devices(devices: Any) -> list[Device]:
+    if devices is None:
+        return [Device("cpu")]
+    if isinstance(devices, (str, Device)):
+        devices = [devices]
+    devices = [Device(d) for d in devices]
+    if len(devices) not in (1, 2):
+        raise ValueError(
+            f"alexnet: devices must be a list of 1 or 2 devices (towers a and b), got {devices}"
+        )
+    return devices
+
+
+def alexnet(
+    num_classes: int = 1000,
+    devices: Any = None,
+    seed: int = 0,
+    init: str = "paper",
+    *,
+    dtype: Any = "float32",
+) -> TwoTowerNet:
+    """The paper's AlexNet on 227x227x3 images: 60,965,224 parameters for 1000 classes.
+
+    Args:
+        num_classes: outputs of fc8 (the paper: 1000).
+        devices: 1 or 2 devices (``Device`` or names like "gpu:0"); tower a on
+            ``devices[0]``, tower b on ``devices[-1]``, fc8 on ``devices[0]``.
+            Default: ``[Device("cpu")]`` (both towers on the CPU).
+        seed: weights (host draws, the same on any device) and dropout generators.
+        init: "paper" (N(0, 0.01^2), biases 1 in conv2/4/5, fc6/7) or "scaled"
+            (U(-1/sqrt(fan_in), 1/sqrt(fan_in))); see the module docstring.
+        dtype: "float32" (training) or "float64" (gradient checks).
+
+    Returns:
+        a :class:`~minialexnet.towers.TwoTowerNet`; ``forward(x)`` takes (N, 3, 227, 227).
+    """
+    return _alexnet(ALEXNET, num_classes, devices, seed, init, dtype)
+
+
+def alexnet_cifar(
+    num_classes: int = 10,
+    devices: Any = None,
+    seed: int = 0,
+    init: str = "paper",
+    *,
+    dtype: Any = "float32",
+) -> TwoTowerNet:
+    """AlexNet's topology for 32x32x3 images (CIFAR-10): 2,846,090 parameters for 10 classes.
+
+    Per tower: conv1 32 5x5 s1 p2 (32 -> pool 15), conv2 64 5x5 p2 (-> pool 7), conv3 96,
+    conv4 96, conv5 64 (3x3 p1, -> pool 3), fc6 512 (1152 in), fc7 512 (1024 in); fc8
+    1024 -> num_classes. Same arguments as :func:`alexnet`; input (N, 3, 32, 32).
+    """
+    return _alexnet(ALEXNET_CIFAR, num_classes, devices, seed, init, dtype)
+
+
+def model_from_config(config: dict[str, Any], devices: Any = None, seed: int = 0) -> TwoTowerNet:
+    """Rebuild a model from its ``config`` (e.g. a checkpoint's), with fresh weights."""
+    build = {"alexnet": alexnet, "alexnet-cifar": alexnet_cifar}
+    arch = config.get("arch")
+    if arch not in build:
+        raise ValueError(f"model_from_config: unknown arch {arch!r}; expected one of {list(build)}")
+    return build[arch](config["num_classes"], devices, seed, config.get("init", "paper"),
+                       dtype=config.get("dtype", "float32"))  # fmt: skip

@@ -1,0 +1,79 @@
+"""``python -m minialexnet.predict CKPT IMAGE...``: the five most probable classes of each image.
+
+Each image is prepared as in training -- shorter side resized to the stored
+image size, centre crop, mean image subtracted, centre patch -- and the
+softmax probabilities of its top five classes are printed. ``--plot out.png``
+draws each image beside a bar chart of its top five, as in the paper's
+Figure 4 (left).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from . import functional as F
+from .backend import Device, to_numpy
+from .data import eval_transform
+from .evaluate import load_model
+from .viz import plot_top5
+
+__all__ = ["load_image", "main"]
+
+
+def load_image(path: str | Path, size: int) -> np.ndarray:
+    """An image file as uint8 (size, size, 3): RGB, shorter side resized to size, centre crop."""
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        w, h = img.size
+        scale = size / min(w, h)
+        img = img.resize(
+            (max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR
+        )
+        w, h = img.size
+        left, top = (w - size) // 2, (h - size) // 2
+        return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m minialexnet.predict", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("checkpoint", help="best.npz or checkpoint.npz written by train")
+    parser.add_argument("images", nargs="+", help="image files (jpg, png, ...)")
+    parser.add_argument("--plot", help="save a picture of the images and their top five here")
+    parser.add_argument("--device", default="auto", help="auto | cpu | gpu | gpu:N")
+    args = parser.parse_args(argv)
+
+    model, stats, meta = load_model(args.checkpoint, [Device(args.device)])
+    classes = meta["classes"]
+    size = meta.get("run", {}).get("image_size", model.input_size)
+    images, names = [], []
+    for path in args.images:
+        try:
+            images.append(load_image(path, size))
+            names.append(Path(path).name)
+        except (OSError, UnidentifiedImageError) as exc:
+            print(f"{path}: cannot read this image ({exc}); skipped", file=sys.stderr)
+    if not images:
+        print("no readable images", file=sys.stderr)
+        return 1
+    x = eval_transform(np.stack(images), stats=stats, crop=model.input_size)
+    probs = to_numpy(F.softmax(model.forward(x, train=False)))
+    k = min(5, len(classes))
+    top5 = []
+    for name, p in zip(names, probs, strict=True):
+        order = np.argsort(-p)[:k]
+        top5.append([(classes[i], float(p[i])) for i in order])
+        print(name + ": " + ", ".join(f"{c} {100 * q:.1f}%" for c, q in top5[-1]))
+    if args.plot:
+        print(f"wrote {plot_top5(images, names, top5, args.plot)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,530 @@
+"""Model parallelism as the paper did it: two towers, one per GPU [3.2].
+
+AlexNet did not fit on one 3 GB GTX 580, so the paper put half of the kernels
+of every layer on each of two GPUs. Most layers see only the maps of their
+own GPU; at three places (into conv3, fc6 and fc7) every neuron sees the
+outputs of BOTH GPUs. Here a network is a chain of stages, and between the
+cross-GPU points an activation is a *list*, one array per tower, each on its
+tower's device::
+
+    x (host) --Broadcast--> [xa, xb]                    the whole image to each tower
+             --Towers-----> [conv1..pool2 (a), (b)]     each tower on its own device
+             --Exchange---> [cat(a, b) on A, cat(a, b) on B]
+             --Towers-----> [conv3..pool5 (a), (b)] ... --Gather--> one array on device 0
+             --OnDevice---> fc8 -> logits
+
+The only arrays that cross devices are the ones ``Broadcast``, ``Exchange`` and
+``Gather`` move, explicitly, with ``Device.asarray``. Each stage has
+``forward(x, train)``, ``backward(dout)``, ``parameters()``, ``zero_grad()``,
+``named_layers()`` and ``describe(label, shapes)`` (rows for a summary table);
+:class:`TwoTowerNet` chains them.
+
+Two towers on ONE device compute exactly the function of a single network in
+which conv2, conv4 and conv5 are grouped convolutions (``groups=2``), LRN runs
+within each half of the channels, and conv3, fc6, fc7 are dense: the tests
+build both and compare them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .backend import Device, to_numpy
+from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential
+
+__all__ = [
+    "TOWER_NAMES",
+    "Broadcast",
+    "Towers",
+    "Exchange",
+    "Gather",
+    "OnDevice",
+    "TwoTowerNet",
+    "output_shape",
+]
+
+TOWER_NAMES = ("a", "b")
+"""Tower ``a`` lives on ``devices[0]``, tower ``b`` on ``devices[-1]`` (the paper's GPU 1 and 2)."""
+
+Shape = tuple[int, ...]
+Row = tuple[str, Shape, int, str]  # (layer name, output shape, parameter count, device name)
+
+
+# -- the two moves: concatenate along axis 1 onto one device, and the adjoint --------------------
+
+
+def _concat_on(device: Device, parts: Sequence[Any]) -> Any:
+    """``concatenate(parts, axis=1)`` on ``device``, every part moved there first.
+
+    The result is allocated like the first moved part (``empty_like``), so it is
+    an array of ``device`` (a GPU array on that GPU, or a simulated "cpu:N" one).
+    """
+    with device:
+        moved = [device.asarray(p) for p in parts]
+        shape = (moved[0].shape[0], sum(p.shape[1] for p in moved), *moved[0].shape[2:])
+        out = device.xp.empty_like(moved[0], shape=shape)
+        return device.xp.concatenate(moved, axis=1, out=out)
+
+
+def _split(x: Any, sizes: Sequence[int]) -> list[Any]:
+    """The pieces (views) of ``x`` along axis 1 with the given sizes: undoes concatenation."""
+    bounds = np.cumsum([0, *sizes])
+    if bounds[-1] != x.shape[1]:
+        raise ValueError(
+            f"split: axis 1 has {x.shape[1]} entries, the pieces add up to {bounds[-1]}"
+        )
+    return [x[:, lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _sum_on(device: Device, parts: Sequence[Any]) -> Any:
+    """``sum(parts)`` on ``device``, every part moved there first."""
+    with device:
+        total = device.asarray(parts[0]).copy()
+        for p in parts[1:]:
+            total += device.asarray(p)
+        return total
+
+
+def _check_list(what: str, xs: Any, n: int) -> None:
+    if not isinstance(xs, (list, tuple)) or len(xs) != n:
+        got = f"a list of {len(xs)}" if isinstance(xs, (list, tuple)) else type(xs).__name__
+        raise ValueError(f"{what}: expected a list of {n} arrays, one per tower, got {got}")
+
+
+# -- shapes, for summaries ----------------------------------------------------------------------
+
+
+def output_shape(layer: Any, shape: Shape) -> Shape:
+    """The output shape of ``layer`` for an input of ``shape`` (no computation).
+
+    Conv2d: ``(H + 2 pad - K) // stride + 1``; MaxPool2d: ``(H - size) // stride + 1``;
+    Flatten: ``(N, C*H*W)``; Linear: ``(..., out_features)``; a Sequential: its layers
+    in turn; everything else (ReLU, LRN, Dropout, ...) keeps the shape.
+    """
+    if isinstance(layer, Sequential):
+        for sub in layer:
+            shape = output_shape(sub, shape)
+        return shape
+    if isinstance(layer, (Conv2d, MaxPool2d)):
+        if isinstance(layer, Conv2d):
+            channels, kernel, pad = layer.out_channels, layer.kernel_size, layer.pad
+        else:
+            channels, kernel, pad = shape[1], layer.size, (0, 0)
+        hw = [(shape[2 + i] + 2 * pad[i] - kernel[i]) // layer.stride[i] + 1 for i in (0, 1)]
+        return (shape[0], channels, *hw)
+    if isinstance(layer, Flatten):
+        return (shape[0], math.prod(shape[1:]))
+    if isinstance(layer, Linear):
+        return (*shape[:-1], layer.out_features)
+    return shape
+
+
+def _count(layer: Any) -> int:
+    return sum(int(p.size) for _, p, _ in layer.parameters())
+
+
+# -- the stages ---------------------------------------------------------------------------------
+
+
+class Broadcast:
+    """The input to every tower: ``[x on devices[0], x on devices[1]]`` (cast to ``dtype``).
+
+    The paper's conv1 on each GPU sees the whole image [3.2]. ``x`` may be a host
+    array. Backward: each tower's input gradient is moved to ``devices[0]`` and
+    summed there (the input feeds both towers, so its gradient is the sum).
+    """
+
+    def __init__(self, devices: Sequence[Device], dtype: Any = None) -> None:
+        self.devices = [Device(d) for d in devices]
+        self.dtype = dtype
+
+    def forward(self, x: Any, train: bool = True) -> list[Any]:
+        outs = []
+        for dev in self.devices:
+            with dev:
+                outs.append(dev.asarray(x, dtype=self.dtype))
+        return outs
+
+    def backward(self, douts: list[Any]) -> Any:
+        _check_list("Broadcast.backward", douts, len(self.devices))
+        return _sum_on(self.devices[0], douts)
+
+    def parameters(self) -> Iterator[tuple[str, Any, Any]]:
+        return iter(())
+
+    def zero_grad(self) -> None:
+        pass
+
+    def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
+        return iter(())
+
+    def describe(self, label: str, shape: Any) -> tuple[list[Row], list[Shape]]:
+        rows = [
+            (f"{t}.{label}", shape, 0, d.name)
+            for t, d in zip(TOWER_NAMES, self.devices, strict=False)
+        ]
+        return rows, [shape] * len(self.devices)
+
+
+class Towers:
+    """One sub-network per tower, each applied to its own input on its own device.
+
+    ``forward([xa, xb]) = [tower_a(xa), tower_b(xb)]``, tower ``t`` run inside
+    ``with devices[t]:`` (its layers' parameters live there). Nothing crosses
+    devices here. Parameters are named ``"<tower>.<layer>.<param>"``
+    (``"a.conv1.w"``, ``"b.fc6.b"``).
+    """
+
+    def __init__(
+        self,
+        towers: Sequence[Sequential],
+        devices: Sequence[Device],
+        names: Sequence[str] = TOWER_NAMES,
+    ) -> None:
+        if not len(towers) == len(devices) <= len(names):
+            raise ValueError(
+                f"Towers: need one device per tower (at most {len(names)} towers), got "
+                f"{len(towers)} towers and {len(devices)} devices"
+            )
+        self.towers = list(towers)
+        self.devices = [Device(d) for d in devices]
+        self.names = list(names[: len(towers)])
+
+    def forward(self, xs: list[Any], train: bool = True) -> list[Any]:
+        _check_list("Towers.forward", xs, len(self.towers))
+        outs = []
+        for tower, dev, x in zip(self.towers, self.devices, xs, strict=True):
+            with dev:
+                outs.append(tower.forward(x, train=train))
+        return outs
+
+    def backward(self, douts: list[Any]) -> list[Any]:
+        _check_list("Towers.backward", douts, len(self.towers))
+        dxs = []
+        for tower, dev, dout in zip(self.towers, self.devices, douts, strict=True):
+            with dev:
+                dxs.append(tower.backward(dout))
+        return dxs
+
+    def parameters(self) -> Iterator[tuple[str, Any, Any]]:
+        for name, tower in zip(self.names, self.towers, strict=True):
+            for pname, param, grad in tower.parameters():
+                yield f"{name}.{pname}", param, grad
+
+    def zero_grad(self) -> None:
+        for tower, dev in zip(self.towers, self.devices, strict=True):
+            with dev:
+                tower.zero_grad()
+
+    def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
+        for name, tower, dev in zip(self.names, self.towers, self.devices, strict=True):
+            for lname, layer in tower.named_layers():
+                yield f"{name}.{lname}", layer, dev
+
+    def describe(self, label: str, shapes: list[Shape]) -> tuple[list[Row], list[Shape]]:
+        rows, outs = [], []
+        for name, tower, dev, shape in zip(
+            self.names, self.towers, self.devices, shapes, strict=True
+        ):
+            for lname, layer in tower.named_layers():
+                shape = output_shape(layer, shape)
+                rows.append((f"{name}.{lname}", shape, _count(layer), dev.name))
+            outs.append(shape)
+        return rows, outs
+
+
+class Exchange:
+    """The paper's cross-GPU connection: every tower receives ALL towers' outputs [3.2].
+
+    Forward: tower ``t`` gets ``concatenate([x_a, x_b], axis=1)`` (channels or
+    features, always in tower order a, b), every piece moved to ``devices[t]``.
+    Backward: tower ``t``'s gradient ``g_t`` is split back into the pieces that
+    came from each source tower ``s``; each piece goes home to ``devices[s]`` and
+    the pieces are summed there: ``dx_s = sum_t g_t[:, piece s]`` (``x_s`` was
+    used by every tower). With one device the moves do nothing and this is
+    plain concatenation: the layer after it is dense over both towers.
+    """
+
+    def __init__(self, devices: Sequence[Device]) -> None:
+        self.devices = [Device(d) for d in devices]
+        self.sizes: list[int] | None = None
+
+    def forward(self, xs: list[Any], train: bool = True) -> list[Any]:
+        _check_list("Exchange.forward", xs, len(self.devices))
+        self.sizes = [x.shape[1] for x in xs]
+        return [_concat_on(dev, xs) for dev in self.devices]
+
+    def backward(self, douts: list[Any]) -> list[Any]:
+        _check_list("Exchange.backward", douts, len(self.devices))
+        if self.sizes is None:
+            raise RuntimeError("Exchange.backward called before forward")
+        pieces = [_split(g, self.sizes) for g in douts]  # pieces[t][s]: from tower s, seen by t
+        return [
+            _sum_on(dev, [pieces_t[s] for pieces_t in pieces]) for s, dev in enumerate(self.devices)
+        ]
+
+    def parameters(self) -> Iterator[tuple[str, Any, Any]]:
+        return iter(())
+
+    def zero_grad(self) -> None:
+        pass
+
+    def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
+        return iter(())
+
+    def describe(self, label: str, shapes: list[Shape]) -> tuple[list[Row], list[Shape]]:
+        joined = (shapes[0][0], sum(s[1] for s in shapes), *shapes[0][2:])
+        rows = [
+            (f"{t}.{label}", joined, 0, d.name)
+            for t, d in zip(TOWER_NAMES, self.devices, strict=False)
+        ]
+        return rows, [joined] * len(self.devices)
+
+
+class Gather:
+    """All towers onto one device: ``concatenate([x_a, x_b], axis=1)`` on ``device``.
+
+    Before fc8, which lives on ``devices[0]``. Backward splits the gradient into
+    the towers' pieces and moves each back to its tower's device.
+    """
+
+    def __init__(self, devices: Sequence[Device], device: Device | None = None) -> None:
+        self.devices = [Device(d) for d in devices]
+        self.device = self.devices[0] if device is None else Device(device)
+        self.sizes: list[int] | None = None
+
+    def forward(self, xs: list[Any], train: bool = True) -> Any:
+        _check_list("Gather.forward", xs, len(self.devices))
+        self.sizes = [x.shape[1] for x in xs]
+        return _concat_on(self.device, xs)
+
+    def backward(self, dout: Any) -> list[Any]:
+        if self.sizes is None:
+            raise RuntimeError("Gather.backward called before forward")
+        pieces = _split(dout, self.sizes)
+        # a sum of one piece: the piece, moved home (a copy, so it is contiguous)
+        return [_sum_on(dev, [piece]) for dev, piece in zip(self.devices, pieces, strict=True)]
+
+    def parameters(self) -> Iterator[tuple[str, Any, Any]]:
+        return iter(())
+
+    def zero_grad(self) -> None:
+        pass
+
+    def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
+        return iter(())
+
+    def describe(self, label: str, shapes: list[Shape]) -> tuple[list[Row], Shape]:
+        joined = (shapes[0][0], sum(s[1] for s in shapes), *shapes[0][2:])
+        return [(label, joined, 0, self.device.name)], joined
+
+
+class OnDevice:
+    """A Sequential on one device (the paper's fc8 after the towers are gathered).
+
+    Runs it inside ``with device:``; its parameters keep their own names (``"fc8.w"``).
+    """
+
+    def __init__(self, layers: Sequential, device: Device) -> None:
+        self.layers = layers
+        self.device = Device(device)
+
+    def forward(self, x: Any, train: bool = True) -> Any:
+        with self.device:
+            return self.layers.forward(x, train=train)
+
+    def backward(self, dout: Any) -> Any:
+        with self.device:
+            return self.layers.backward(dout)
+
+    def parameters(self) -> Iterator[tuple[str, Any, Any]]:
+        return self.layers.parameters()
+
+    def zero_grad(self) -> None:
+        with self.device:
+            self.layers.zero_grad()
+
+    def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
+        for name, layer in self.layers.named_layers():
+            yield name, layer, self.device
+
+    def describe(self, label: str, shape: Shape) -> tuple[list[Row], Shape]:
+        rows = []
+        for name, layer in self.layers.named_layers():
+            shape = output_shape(layer, shape)
+            rows.append((name, shape, _count(layer), self.device.name))
+        return rows, shape
+
+
+# -- the network --------------------------------------------------------------------------------
+
+
+class TwoTowerNet:
+    """A chain of stages (Broadcast, Towers, Exchange, Gather, OnDevice) on one or two devices.
+
+    ``forward(x)`` runs the stages in order, ``backward(dlogits)`` in reverse (the
+    chain rule; each stage's backward is the adjoint of its forward). Built by
+    :func:`minialexnet.models.alexnet` and :func:`minialexnet.models.alexnet_cifar`.
+
+    Attributes: ``stages`` (list of (name, stage)), ``devices`` (the 1 or 2 devices
+    given), ``input_size``, ``config`` (JSON-able dict describing how to rebuild it),
+    ``dtype``.
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[tuple[str, Any]],
+        *,
+        devices: Sequence[Device],
+        input_size: int,
+        dtype: Any,
+        config: dict[str, Any],
+        notes: Sequence[str] = (),
+    ) -> None:
+        self.stages = list(stages)
+        self.devices = [Device(d) for d in devices]
+        self.input_size = int(input_size)
+        self.dtype = np.dtype(dtype)
+        self.config = dict(config)
+        self.notes = list(notes)
+        names = [name for name, _, _ in self.parameters()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"TwoTowerNet: parameter names must be unique, got {names}")
+
+    # -- computation ------------------------------------------------------------------------
+    def forward(self, x: Any, train: bool = True) -> Any:
+        """Logits ``(N, num_classes)`` on ``devices[0]`` for images ``x`` (N, 3, S, S).
+
+        ``x`` may be a host (NumPy) array; it is cast to the model's dtype and moved
+        to each tower's device. ``train`` switches dropout on (True) or off.
+        """
+        s = self.input_size
+        if getattr(x, "ndim", None) != 4 or tuple(x.shape[1:]) != (3, s, s):
+            got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+            raise ValueError(
+                f"TwoTowerNet.forward: x must be images of shape (N, 3, {s}, {s}), got {got}"
+            )
+        for _, stage in self.stages:
+            x = stage.forward(x, train=train)
+        return x
+
+    def backward(self, dlogits: Any) -> Any:
+        """Fill every parameter's gradient from ``dlogits`` = dL/dlogits (N, num_classes).
+
+        Returns dL/dx, the gradient for the input images, on ``devices[0]``.
+        """
+        dout = self.devices[0].asarray(dlogits)
+        for _, stage in reversed(self.stages):
+            dout = stage.backward(dout)
+        return dout
+
+    # -- parameters -------------------------------------------------------------------------
+    def parameters(self) -> Iterator[tuple[str, Any, Any]]:
+        """``(name, param, grad)`` for every parameter, in a fixed order (``"a.conv1.w"``, ...)."""
+        for _, stage in self.stages:
+            yield from stage.parameters()
+
+    def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
+        """``(name, layer, device)`` for every layer (``"a.conv1"``, ``"b.drop7"``, ``"fc8"``)."""
+        for _, stage in self.stages:
+            yield from stage.named_layers()
+
+    def num_parameters(self) -> int:
+        return sum(int(p.size) for _, p, _ in self.parameters())
+
+    def zero_grad(self) -> None:
+        for _, stage in self.stages:
+            stage.zero_grad()
+
+    def _device_of(self, x: Any) -> Device:
+        for dev in self.devices:
+            if dev.holds(x):
+                return dev
+        raise RuntimeError("TwoTowerNet: a parameter is on none of the model's devices")
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Host (NumPy) copies of every parameter, by name."""
+        return {name: np.array(to_numpy(p), copy=True) for name, p, _ in self.parameters()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Copy ``state`` into the parameters in place (each onto its own device).
+
+        Raises ValueError naming the first missing name, unexpected name or shape
+        mismatch, before anything is changed.
+        """
+        params = {name: p for name, p, _ in self.parameters()}
+        for name, p in params.items():
+            if name not in state:
+                raise ValueError(f"load_state_dict: missing parameter {name!r} in the state dict")
+            if tuple(state[name].shape) != tuple(p.shape):
+                raise ValueError(
+                    f"load_state_dict: parameter {name!r} has shape {tuple(p.shape)} in the model "
+                    f"but {tuple(state[name].shape)} in the state dict"
+                )
+        for name in state:
+            if name not in params:
+                raise ValueError(
+                    f"load_state_dict: unexpected parameter {name!r} in the state dict (the "
+                    f"model has {len(params)} parameters, e.g. {next(iter(params))!r})"
+                )
+        for name, p in params.items():
+            dev = self._device_of(p)
+            with dev:
+                p[...] = dev.asarray(state[name], dtype=p.dtype)
+
+    def reseed(self, seed: int) -> None:
+        """Reset every dropout layer's generator from ``seed``.
+
+        Layer ``i`` (in ``named_layers`` order: a.drop6, b.drop6, a.drop7, b.drop7)
+        gets the ``i``-th child of ``np.random.SeedSequence(seed)``, as a generator
+        made on its own device (``Device.rng``). So a training run's masks are a pure
+        function of the seed.
+        """
+        dropouts = [
+            (layer, dev) for _, layer, dev in self.named_layers() if isinstance(layer, Dropout)
+        ]
+        children = np.random.SeedSequence(seed).spawn(len(dropouts))
+        for (layer, dev), child in zip(dropouts, children, strict=True):
+            layer.rng = dev.rng(int(child.generate_state(1)[0]))
+
+    # -- description ------------------------------------------------------------------------
+    def summary(self) -> str:
+        """A table: every layer's output shape for a batch of 1, its parameters and device."""
+        rows: list[Row] = []
+        shape: Any = (1, 3, self.input_size, self.input_size)
+        for label, stage in self.stages:
+            new_rows, shape = stage.describe(label, shape)
+            rows += new_rows
+        header = ("layer", "output (batch 1)", "params", "device")
+        table = [(n, " x ".join(map(str, s)), f"{c:,}", d) for n, s, c, d in rows]
+        widths = [max(len(r[i]) for r in [header, *table]) for i in range(4)]
+
+        def line(r: Sequence[str]) -> str:
+            return f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}".rstrip()
+
+        per_device: dict[str, int] = {}
+        for _, _, count, dev in rows:
+            per_device[dev] = per_device.get(dev, 0) + count
+        rule = "-" * len(line(header))
+        out = [
+            f"{self.config.get('arch', 'network')}: {self.config}",
+            line(header),
+            rule,
+            *(line(r) for r in table),
+            rule,
+            f"total parameters: {self.num_parameters():,}",
+            "per device: " + ", ".join(f"{d} {c:,}" for d, c in per_device.items()),
+            *self.notes,
+        ]
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        devices = ", ".join(d.name for d in self.devices)
+        return (
+            f"TwoTowerNet({self.config.get('arch')}, {self.num_parameters():,} parameters, "
+            f"devices [{devices}])"
+        )

@@ -1,0 +1,163 @@
+"""The training command end to end on a tiny built-in dataset: outputs, resume, NaN, CLIs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from minialexnet import evaluate, predict, train
+from minialexnet.checkpoint import load_checkpoint, unpack
+from minialexnet.optim import SGD
+
+TINY = [
+    "--dataset",
+    "shapes",
+    "--train-size",
+    "192",
+    "--val-size",
+    "64",
+    "--batch-size",
+    "64",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--no-ten-crop",
+]
+
+
+def run(tmp_path, name, *extra):
+    out = tmp_path / name
+    code = train.main([*TINY, "--out", str(out), *extra])
+    return code, out
+
+
+def model_arrays(path):
+    arrays, meta = load_checkpoint(path)
+    return unpack(arrays, "model"), meta
+
+
+def test_a_run_writes_metrics_checkpoints_and_curves(tmp_path):
+    code, out = run(tmp_path, "run", "--epochs", "2")
+    assert code == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    keys = {
+        "epoch",
+        "lr",
+        "train_loss",
+        "train_top1_err",
+        "val_top1_err",
+        "val_top5_err",
+        "images_per_s",
+        "seconds",
+    }
+    for r in records:
+        assert keys <= set(r)
+        assert all(0 <= r[k] <= 1 for k in ("train_top1_err", "val_top1_err", "val_top5_err"))
+        assert r["images_per_s"] > 0 and np.isfinite(r["train_loss"])
+    for name in ("checkpoint.npz", "best.npz", "curves.png", "final.json"):
+        assert (out / name).exists(), name
+    _, meta = model_arrays(out / "checkpoint.npz")
+    assert meta["epoch"] == 2 and meta["batch"] == 0
+    assert meta["config"]["arch"] == "alexnet-cifar" and len(meta["classes"]) >= 10
+
+
+def test_resume_after_an_epoch_gives_the_same_result(tmp_path):
+    assert run(tmp_path, "straight", "--epochs", "2")[0] == 0
+    assert run(tmp_path, "split", "--epochs", "1")[0] == 0
+    assert run(tmp_path, "split", "--epochs", "2", "--resume")[0] == 0
+    a, _ = model_arrays(tmp_path / "straight" / "checkpoint.npz")
+    b, _ = model_arrays(tmp_path / "split" / "checkpoint.npz")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    lines_a = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
+    lines_b = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["val_top1_err"] for x in lines_a] == [
+        json.loads(x)["val_top1_err"] for x in lines_b
+    ]
+
+
+def test_ctrl_c_mid_epoch_saves_and_resume_continues_exactly(tmp_path, monkeypatch):
+    assert run(tmp_path, "straight", "--epochs", "1")[0] == 0
+    calls = {"n": 0}
+    real_step = SGD.step
+
+    def interrupted_step(self):
+        calls["n"] += 1
+        if calls["n"] == 2:  # after one full batch, during the second
+            raise KeyboardInterrupt
+        real_step(self)
+
+    monkeypatch.setattr(SGD, "step", interrupted_step)
+    assert run(tmp_path, "split", "--epochs", "1")[0] == 130
+    _, meta = model_arrays(tmp_path / "split" / "checkpoint.npz")
+    assert (meta["epoch"], meta["batch"]) == (0, 1)
+    monkeypatch.setattr(SGD, "step", real_step)
+    assert run(tmp_path, "split", "--epochs", "1", "--resume")[0] == 0
+    a, _ = model_arrays(tmp_path / "straight" / "checkpoint.npz")
+    b, _ = model_arrays(tmp_path / "split" / "checkpoint.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")  # overflow is the point
+def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    assert run(tmp_path, "nan", "--epochs", "1")[0] == 0
+    before = (tmp_path / "nan" / "checkpoint.npz").read_bytes()
+    code, _ = run(tmp_path, "nan", "--epochs", "2", "--lr", "1e12")  # a new run, same folder
+    assert code == 1
+    assert "loss became" in capsys.readouterr().err
+    assert (tmp_path / "nan" / "checkpoint.npz").read_bytes() == before
+
+
+def test_resume_refuses_a_corrupted_checkpoint(tmp_path):
+    out = tmp_path / "bad"
+    out.mkdir()
+    (out / "checkpoint.npz").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="checkpoint"):
+        train.main([*TINY, "--out", str(out), "--epochs", "1", "--resume"])
+
+
+def test_evaluate_and_predict_on_a_trained_checkpoint(tmp_path, capsys):
+    code, out = run(tmp_path, "run", "--epochs", "1")
+    assert code == 0
+    assert (
+        evaluate.main(
+            [
+                str(out / "best.npz"),
+                "--ten-crop",
+                "--device",
+                "cpu",
+                "--json",
+                str(tmp_path / "eval.json"),
+            ]
+        )
+        == 0
+    )
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["ten_crop"] and result["examples"] == 64
+    assert 0 <= result["top5_err"] <= result["top1_err"] <= 1
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[10:40, 20:50] = 255
+    Image.fromarray(img).save(tmp_path / "square.png")
+    capsys.readouterr()
+    assert (
+        predict.main(
+            [
+                str(out / "best.npz"),
+                str(tmp_path / "square.png"),
+                "--device",
+                "cpu",
+                "--plot",
+                str(tmp_path / "top5.png"),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert printed.startswith("square.png: ") and printed.count("%") >= 5
+    assert (tmp_path / "top5.png").stat().st_size > 0
