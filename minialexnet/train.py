@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import functional as F
-from .backend import Device, to_numpy
+from .backend import Device, reuse_freed_memory, to_numpy
 from .checkpoint import check_config, load_checkpoint, pack, save_checkpoint, unpack
 from .data import BatchLoader, Stats, dataset_statistics, load_dataset, train_transform
 from .evaluate import evaluate_model, topk_correct
@@ -159,6 +159,7 @@ def default_out(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    reuse_freed_memory()  # large temporaries without page faults: see backend.py
     out = Path(args.out) if args.out else default_out(args)
     out.mkdir(parents=True, exist_ok=True)
     try:

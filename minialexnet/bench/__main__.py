@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..backend import reuse_freed_memory
 from . import layers, train
 
 
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     layers.add_arguments(sub.add_parser("layers", help=layers.__doc__.splitlines()[0]))
     train.add_arguments(sub.add_parser("train", help=train.__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
+    if reuse_freed_memory():  # as the training command does: see backend.py
+        print("host allocator: freed memory reused (glibc mallopt), as in training")
     return args.run(args)
 
 
