@@ -58,16 +58,9 @@ Row = tuple[str, Shape, int, str]  # (layer name, output shape, parameter count,
 
 
 def _concat_on(device: Device, parts: Sequence[Any]) -> Any:
-    """``concatenate(parts, axis=1)`` on ``device``, every part moved there first.
-
-    The result is allocated like the first moved part (``empty_like``), so it is
-    an array of ``device`` (a GPU array on that GPU, or a simulated "cpu:N" one).
-    """
+    """``concatenate(parts, axis=1)`` on ``device``, every part moved there first."""
     with device:
-        moved = [device.asarray(p) for p in parts]
-        shape = (moved[0].shape[0], sum(p.shape[1] for p in moved), *moved[0].shape[2:])
-        out = device.xp.empty_like(moved[0], shape=shape)
-        return device.xp.concatenate(moved, axis=1, out=out)
+        return device.xp.concatenate([device.asarray(p) for p in parts], axis=1)
 
 
 def _split(x: Any, sizes: Sequence[int]) -> list[Any]:
