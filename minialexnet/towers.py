@@ -123,7 +123,20 @@ def _count(layer: Any) -> int:
 # -- the stages ---------------------------------------------------------------------------------
 
 
-class Broadcast:
+class _Move:
+    """What the moving stages (Broadcast, Exchange, Gather) share: no parameters of their own."""
+
+    def parameters(self) -> Iterator[tuple[str, Any, Any]]:
+        return iter(())
+
+    def zero_grad(self) -> None:
+        pass
+
+    def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
+        return iter(())
+
+
+class Broadcast(_Move):
     """The input to every tower: ``[x on devices[0], x on devices[1]]`` (cast to ``dtype``).
 
     The paper's conv1 on each GPU sees the whole image [3.2]. ``x`` may be a host
@@ -145,15 +158,6 @@ class Broadcast:
     def backward(self, douts: list[Any]) -> Any:
         _check_list("Broadcast.backward", douts, len(self.devices))
         return _sum_on(self.devices[0], douts)
-
-    def parameters(self) -> Iterator[tuple[str, Any, Any]]:
-        return iter(())
-
-    def zero_grad(self) -> None:
-        pass
-
-    def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
-        return iter(())
 
     def describe(self, label: str, shape: Any) -> tuple[list[Row], list[Shape]]:
         rows = [
@@ -230,7 +234,7 @@ class Towers:
         return rows, outs
 
 
-class Exchange:
+class Exchange(_Move):
     """The paper's cross-GPU connection: every tower receives ALL towers' outputs [3.2].
 
     Forward: tower ``t`` gets ``concatenate([x_a, x_b], axis=1)`` (channels or
@@ -260,15 +264,6 @@ class Exchange:
             _sum_on(dev, [pieces_t[s] for pieces_t in pieces]) for s, dev in enumerate(self.devices)
         ]
 
-    def parameters(self) -> Iterator[tuple[str, Any, Any]]:
-        return iter(())
-
-    def zero_grad(self) -> None:
-        pass
-
-    def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
-        return iter(())
-
     def describe(self, label: str, shapes: list[Shape]) -> tuple[list[Row], list[Shape]]:
         joined = (shapes[0][0], sum(s[1] for s in shapes), *shapes[0][2:])
         rows = [
@@ -278,7 +273,7 @@ class Exchange:
         return rows, [joined] * len(self.devices)
 
 
-class Gather:
+class Gather(_Move):
     """All towers onto one device: ``concatenate([x_a, x_b], axis=1)`` on ``device``.
 
     Before fc8, which lives on ``devices[0]``. Backward splits the gradient into
@@ -301,15 +296,6 @@ class Gather:
         pieces = _split(dout, self.sizes)
         # a sum of one piece: the piece, moved home (a copy, so it is contiguous)
         return [_sum_on(dev, [piece]) for dev, piece in zip(self.devices, pieces, strict=True)]
-
-    def parameters(self) -> Iterator[tuple[str, Any, Any]]:
-        return iter(())
-
-    def zero_grad(self) -> None:
-        pass
-
-    def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
-        return iter(())
 
     def describe(self, label: str, shapes: list[Shape]) -> tuple[list[Row], Shape]:
         joined = (shapes[0][0], sum(s[1] for s in shapes), *shapes[0][2:])

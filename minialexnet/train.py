@@ -185,24 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         f"minialexnet.train: {args.model} on {args.dataset}, devices "
         f"{', '.join(d.name for d in devices)}, output {out}"
     )
-    train_set = load_dataset(
-        args.dataset,
-        "train",
-        data_dir=args.data_dir,
-        image_size=image_size,
-        size=args.train_size,
-        seed=args.seed,
-        on_error=args.on_error,
-    )
-    val_set = load_dataset(
-        args.dataset,
-        "val",
-        data_dir=args.data_dir,
-        image_size=image_size,
-        size=args.val_size,
-        seed=args.seed,
-        on_error=args.on_error,
-    )
+    sizes = {"train": args.train_size, "val": args.val_size}
+    train_set, val_set = (
+        load_dataset(args.dataset, split, data_dir=args.data_dir, image_size=image_size,
+                     size=sizes[split], seed=args.seed, on_error=args.on_error)
+        for split in ("train", "val")
+    )  # fmt: skip
     print(
         f"data: {len(train_set)} training and {len(val_set)} validation images "
         f"{train_set.images.shape[1]}x{train_set.images.shape[2]}, "
