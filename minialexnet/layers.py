@@ -168,6 +168,9 @@ class _WeightLayer(Layer):
 
     Initialisation as the paper's [5]: ``w ~ N(0, weight_std^2)`` drawn on the host
     with ``rng``, ``b = bias_value``, both cast to ``dtype`` and moved to ``device``.
+
+    Subclasses set ``_op_backward`` to their functional backward (``(dout, cache) ->
+    (dx, dw, db)``) and write their own ``forward``.
     """
 
     def _init_params(
@@ -193,6 +196,14 @@ class _WeightLayer(Layer):
             self.params["b"] = self.device.asarray(np.full(w_shape[0], bias_value, self.dtype))
         with self.device:
             self.grads = {k: self.device.xp.zeros_like(v) for k, v in self.params.items()}
+
+    def backward(self, dout: Any) -> Any:
+        """dx from the op's backward; dw and db are written into ``grads``."""
+        cache = self._cache_or_raise()
+        with self.device:
+            dx, dw, db = self._op_backward(dout, cache)
+            self._store_grads(dw, db)
+        return dx
 
     def _store_grads(self, dw: Any, db: Any) -> None:
         """Overwrite the gradients in place (an optimizer may hold references to them)."""
@@ -223,6 +234,8 @@ class Conv2d(_WeightLayer):
     (the paper: 1 in conv2, conv4, conv5, so the ReLUs start positive; 0 elsewhere).
     ``col_bytes`` bounds the im2col buffer of the functional op (any value, same result).
     """
+
+    _op_backward = staticmethod(conv2d_backward)
 
     def __init__(
         self,
@@ -271,13 +284,6 @@ class Conv2d(_WeightLayer):
             )
         return out
 
-    def backward(self, dout: Any) -> Any:
-        cache = self._cache_or_raise()
-        with self.device:
-            dx, dw, db = conv2d_backward(dout, cache)
-            self._store_grads(dw, db)
-        return dx
-
     def __repr__(self) -> str:
         return (
             f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -295,6 +301,8 @@ class Linear(_WeightLayer):
     Initialisation [5]: ``w ~ N(0, weight_std^2)`` (the paper: 0.01), ``b = bias_value``
     (the paper: 1 in fc6 and fc7, 0 in fc8).
     """
+
+    _op_backward = staticmethod(linear_backward)
 
     def __init__(
         self,
@@ -319,13 +327,6 @@ class Linear(_WeightLayer):
         with self.device:
             out, self.cache = linear_forward(x, self.params["w"], self.params.get("b"))
         return out
-
-    def backward(self, dout: Any) -> Any:
-        cache = self._cache_or_raise()
-        with self.device:
-            dx, dw, db = linear_backward(dout, cache)
-            self._store_grads(dw, db)
-        return dx
 
     def __repr__(self) -> str:
         return (

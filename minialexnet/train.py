@@ -41,7 +41,7 @@ from . import functional as F
 from .backend import Device, reuse_freed_memory, to_numpy
 from .checkpoint import check_config, load_checkpoint, pack, save_checkpoint, unpack
 from .data import BatchLoader, Stats, dataset_statistics, load_dataset, train_transform
-from .evaluate import evaluate_model, topk_correct
+from .evaluate import evaluate_model, load_model, topk_correct
 from .models import model_from_config
 from .optim import SGD, PlateauSchedule, StepSchedule
 from .viz import plot_curves, read_metrics
@@ -451,8 +451,6 @@ def validate_and_log(
 
 def final_report(out: Path, val_set: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate best.npz on the validation set (centre crop and ten-crop); write final.json."""
-    from .evaluate import load_model  # noqa: PLC0415
-
     best = out / "best.npz"
     model, stats, meta = load_model(best, choose_devices(args))
     report: dict[str, Any] = {"checkpoint": str(best), "epoch": meta["epoch"]}

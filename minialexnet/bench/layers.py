@@ -17,11 +17,8 @@ PyTorch, forward+backward through autograd, is timed in the same loop.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -30,8 +27,7 @@ import numpy as np
 
 from .. import functional as F
 from ..backend import Device
-
-MATMUL_SIZE = 2048
+from .common import interleaved_medians, matmul_gflops, reference_matmul, torch_on
 
 
 @dataclass
@@ -134,63 +130,28 @@ def paper_cases(batch: int, seed: int = 0) -> list[Case]:
     return cases
 
 
-def _torch_for(device: Device) -> tuple[Any, Any] | None:
-    """(torch, torch.device) matching ``device``, or None where PyTorch cannot run there."""
-    if importlib.util.find_spec("torch") is None:
-        return None
-    import torch  # noqa: PLC0415 -- optional, only for the comparison
-
-    if device.is_gpu:
-        if not torch.cuda.is_available():
-            return None
-        torch.backends.cuda.matmul.allow_tf32 = False  # float32 against float32
-        torch.backends.cudnn.allow_tf32 = False
-        return torch, torch.device("cuda", device.index)
-    return torch, torch.device("cpu")
-
-
-def _timed(fn: Callable[[], Any], sync: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - start
-
-
-def _time_case(
-    case: Case,
-    device: Device,
-    torch_dev: tuple[Any, Any] | None,
-    matmul: Callable[[], Any],
-    repeat: int,
-) -> Result:
+def _time_case(case: Case, device: Device, torch_dev: Any, repeat: int) -> Result:
     """Median times of our layer, PyTorch's (if any) and the reference matmul, interleaved."""
     arrays = {k: device.asarray(v) for k, v in case.inputs.items()}
     steps = {
         "ours": (lambda: case.ours(**arrays), device.synchronize),
-        "matmul": (matmul, device.synchronize),
+        "matmul": reference_matmul(device),
     }
     if torch_dev is not None:
-        torch, tdev = torch_dev
+        torch, tdev, sync = torch_dev
         tensors = {
             k: torch.from_numpy(v).to(tdev).requires_grad_(k != "dout")
             for k, v in case.inputs.items()
         }
-        sync = torch.cuda.synchronize if tdev.type == "cuda" else (lambda: None)
         steps["torch"] = (lambda: case.theirs(torch, **tensors), sync)
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    for fn, sync in steps.values():  # warm-up
-        _timed(fn, sync)
-    for _ in range(repeat):  # interleaved, so that drift hits every column alike
-        for name, (fn, sync) in steps.items():
-            times[name].append(_timed(fn, sync))
-    seconds = statistics.median(times["ours"])
+    seconds = interleaved_medians(steps, repeat)
     return Result(
         layer=case.name,
         shape=str(tuple(case.inputs["x"].shape)),
-        ms=seconds * 1e3,
-        gflops=None if case.flops is None else case.flops / seconds / 1e9,
-        matmul_gflops=2 * MATMUL_SIZE**3 / statistics.median(times["matmul"]) / 1e9,
-        torch_ms=statistics.median(times["torch"]) * 1e3 if "torch" in times else None,
+        ms=seconds["ours"] * 1e3,
+        gflops=None if case.flops is None else case.flops / seconds["ours"] / 1e9,
+        matmul_gflops=matmul_gflops(seconds["matmul"]),
+        torch_ms=seconds["torch"] * 1e3 if "torch" in seconds else None,
     )
 
 
@@ -198,13 +159,8 @@ def run_layers(
     device: Device, batch: int = 16, repeat: int = 5, compare_torch: bool = True
 ) -> list[Result]:
     """Time every layer (and PyTorch's, where installed); one Result per layer."""
-    torch_dev = _torch_for(device) if compare_torch else None
-    rng = device.rng(0)
-    a = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32)
-    b = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32)
-    return [
-        _time_case(case, device, torch_dev, lambda: a @ b, repeat) for case in paper_cases(batch)
-    ]
+    torch_dev = torch_on(device) if compare_torch else None
+    return [_time_case(case, device, torch_dev, repeat) for case in paper_cases(batch)]
 
 
 def format_table(results: list[Result]) -> str:

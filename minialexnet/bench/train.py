@@ -13,11 +13,8 @@ settings) is timed in the same run, interleaved step by step.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,8 +25,7 @@ from .. import functional as F
 from ..backend import Device
 from ..models import model_from_config
 from ..optim import SGD
-
-MATMUL_SIZE = 2048
+from .common import interleaved_medians, matmul_gflops, reference_matmul, torch_on
 
 
 @dataclass
@@ -40,16 +36,6 @@ class TrainResult:
     images_per_s: float
     matmul_gflops: float
     torch_images_per_s: float | None = None
-
-
-def _sync_timer(sync: Callable[[], Any]) -> Callable[[Callable[[], Any]], float]:
-    def timed(fn: Callable[[], Any]) -> float:
-        start = time.perf_counter()
-        fn()
-        sync()
-        return time.perf_counter() - start
-
-    return timed
 
 
 def _our_step(arch: str, batch: int, device: Device, num_classes: int) -> Callable[[], Any]:
@@ -75,19 +61,11 @@ def _torch_step(
     arch: str, batch: int, device: Device, num_classes: int
 ) -> tuple[Callable[[], Any], Callable[[], Any]] | None:
     """(step, synchronize) for the same network in PyTorch, or None where it cannot run."""
-    if importlib.util.find_spec("torch") is None:
+    found = torch_on(device)
+    if found is None:
         return None
-    import torch  # noqa: PLC0415 -- optional, only for the comparison
-    from torch import nn  # noqa: PLC0415
-
-    if device.is_gpu:
-        if not torch.cuda.is_available():
-            return None
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        dev = torch.device("cuda", device.index)
-    else:
-        dev = torch.device("cpu")
+    torch, dev, sync = found
+    from torch import nn  # noqa: PLC0415 -- optional, only for the comparison
 
     class TowerLRN(nn.Module):  # LRN within each tower: on each half of the channels
         def forward(self, x: Any) -> Any:
@@ -134,37 +112,31 @@ def _torch_step(
         nn.functional.cross_entropy(net(x), y).backward()
         opt.step()
 
-    return step, (torch.cuda.synchronize if dev.type == "cuda" else (lambda: None))
+    return step, sync
 
 
 def run_train(
-    device: Device, arch: str, batch: int, steps: int, warmup: int = 2, compare_torch: bool = True
+    device: Device,
+    arch: str,
+    batch: int,
+    steps_count: int,
+    warmup: int = 2,
+    compare_torch: bool = True,
 ) -> TrainResult:
     num_classes = 1000 if arch == "alexnet" else 10
     ours = _our_step(arch, batch, device, num_classes)
     theirs = _torch_step(arch, batch, device, num_classes) if compare_torch else None
-    rng = device.rng(1)
-    a = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32)
-    b = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32)
-    timed = _sync_timer(device.synchronize)
-    for _ in range(warmup):
-        ours()
-        if theirs:
-            theirs[0]()
-    t_ours, t_torch, t_mm = [], [], []
-    for _ in range(steps):  # interleaved, so that the machine's drift hits all alike
-        t_ours.append(timed(ours))
-        if theirs:
-            t_torch.append(_sync_timer(theirs[1])(theirs[0]))
-        t_mm.append(timed(lambda: a @ b))
-    step = statistics.median(t_ours)
+    steps = {"ours": (ours, device.synchronize), "matmul": reference_matmul(device)}
+    if theirs:
+        steps["torch"] = theirs
+    seconds = interleaved_medians(steps, steps_count, warmup)  # interleaved: drift hits all alike
     return TrainResult(
         arch,
         batch,
-        step * 1e3,
-        batch / step,
-        2 * MATMUL_SIZE**3 / statistics.median(t_mm) / 1e9,
-        batch / statistics.median(t_torch) if t_torch else None,
+        seconds["ours"] * 1e3,
+        batch / seconds["ours"],
+        matmul_gflops(seconds["matmul"]),
+        batch / seconds["torch"] if "torch" in seconds else None,
     )
 
 
