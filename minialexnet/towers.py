@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from .backend import Device, to_numpy
+from .concurrency import run_per_device
 from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential
 
 __all__ = [
@@ -171,8 +173,9 @@ class Towers:
     """One sub-network per tower, each applied to its own input on its own device.
 
     ``forward([xa, xb]) = [tower_a(xa), tower_b(xb)]``, tower ``t`` run inside
-    ``with devices[t]:`` (its layers' parameters live there). Nothing crosses
-    devices here. Parameters are named ``"<tower>.<layer>.<param>"``
+    ``with devices[t]:`` (its layers' parameters live there); on the CPU the two
+    towers run at the same time, one per core (:mod:`minialexnet.concurrency`).
+    Nothing crosses devices here. Parameters are named ``"<tower>.<layer>.<param>"``
     (``"a.conv1.w"``, ``"b.fc6.b"``).
     """
 
@@ -193,19 +196,13 @@ class Towers:
 
     def forward(self, xs: list[Any], train: bool = True) -> list[Any]:
         _check_list("Towers.forward", xs, len(self.towers))
-        outs = []
-        for tower, dev, x in zip(self.towers, self.devices, xs, strict=True):
-            with dev:
-                outs.append(tower.forward(x, train=train))
-        return outs
+        jobs = [partial(t.forward, x, train=train) for t, x in zip(self.towers, xs, strict=True)]
+        return run_per_device(self.devices, jobs)
 
     def backward(self, douts: list[Any]) -> list[Any]:
         _check_list("Towers.backward", douts, len(self.towers))
-        dxs = []
-        for tower, dev, dout in zip(self.towers, self.devices, douts, strict=True):
-            with dev:
-                dxs.append(tower.backward(dout))
-        return dxs
+        jobs = [partial(t.backward, d) for t, d in zip(self.towers, douts, strict=True)]
+        return run_per_device(self.devices, jobs)
 
     def parameters(self) -> Iterator[tuple[str, Any, Any]]:
         for name, tower in zip(self.names, self.towers, strict=True):
