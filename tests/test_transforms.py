@@ -197,7 +197,7 @@ def test_train_crops_with_flips_and_pca_shift_are_windows():
     out = train_transform(images, rng, stats=stats, crop=crop, pad=pad, pca_std=0.1)
     # regenerate the same alphas: alpha is drawn first, (N, 3) normal
     alpha = np.random.default_rng(9).normal(0.0, 0.1, size=(400, 3))
-    shift = (alpha * stats.eigvals) @ stats.eigvecs.T.astype(np.float64)
+    shift = (alpha * stats.eigvals / 255) @ stats.eigvecs.T.astype(np.float64)
     padded = _reference_padded(images, stats, 0, shift)
     padded = np.pad(padded, ((0, 0), (pad, pad), (pad, pad), (0, 0)))  # pad after the shift
     found, mirrored = _locate(out, padded, crop)
@@ -225,9 +225,26 @@ def test_flip_fraction_is_one_half_and_flipped_images_are_mirrors():
     assert (out == plain).all()
 
 
+def test_pca_colour_shift_is_a_few_grey_levels_on_natural_statistics():
+    """With the covariance of real photographs (first eigenvalue ~10^4 on the 0-255 scale) the
+    colour shift must stay small next to the image: a few grey levels, not thousands."""
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 256, size=(500, 8, 8, 1))
+    images = np.clip(grey + rng.integers(-20, 21, size=(500, 8, 8, 3)), 0, 255).astype(np.uint8)
+    stats = _stats_for(images)
+    assert stats.eigvals[0] > 10_000  # strongly correlated channels, as in photographs
+    plain = train_transform(images, np.random.default_rng(5), stats=stats, crop=8, pca_std=0)
+    shifted = train_transform(images, np.random.default_rng(5), stats=stats, crop=8, pca_std=0.1)
+    shift_rms = np.sqrt(np.mean((shifted - plain) ** 2))
+    expected = 0.1 * np.sqrt(np.sum((stats.eigvals / 255.0) ** 2) / 3)  # per channel
+    assert 0.8 * expected < shift_rms < 1.2 * expected
+    assert shift_rms < 0.1 * np.sqrt(np.mean(plain**2))
+
+
 def test_pca_shift_has_the_papers_covariance():
-    """Shift s = P (alpha * lambda), alpha ~ N(0, sigma^2 I): Cov(s) = P diag((sigma lambda)^2) P^T,
-    the same for every pixel of an image."""
+    """Shift s = P (alpha * lambda / 255), alpha ~ N(0, sigma^2 I):
+    Cov(s) = P diag((sigma lambda / 255)^2) P^T, the same for every pixel of an image
+    (lambda of [0, 1] pixel values, shift in 0-255 units: see PCA_PIXEL_SCALE)."""
     n, sigma = 20000, 0.1
     rng = np.random.default_rng(0)
     q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
@@ -240,7 +257,7 @@ def test_pca_shift_has_the_papers_covariance():
     cov = shifts.T @ shifts / n  # mean zero by construction
     p = stats.eigvecs.astype(np.float64)
     in_basis = p.T @ cov @ p
-    expected = (sigma * stats.eigvals.astype(np.float64)) ** 2
+    expected = (sigma * stats.eigvals.astype(np.float64) / 255) ** 2
     tol = 5 * np.sqrt(2 / n)  # ~5 standard errors of a variance estimate
     np.testing.assert_allclose(np.diag(in_basis), expected, rtol=tol)
     off = in_basis / np.sqrt(np.outer(expected, expected))

@@ -14,7 +14,7 @@ the paper for activations on this scale (see ``paper.md``, section [5], "Input s
 The three transforms:
 
 * :func:`train_transform` -- training-time augmentation [4.1]:
-  ``x = crop_flip(pad(image - mean_image + eigvecs @ (alpha * eigvals)))`` with
+  ``x = crop_flip(pad(image - mean_image + eigvecs @ (alpha * eigvals / 255)))`` with
   ``alpha ~ N(0, pca_std^2)`` per image per call, a random ``crop x crop`` window (one offset per
   image) and a horizontal flip with probability 1/2 per image.
 * :func:`eval_transform` -- the centre ``crop x crop`` window, mean subtracted.
@@ -35,6 +35,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
+    "PCA_PIXEL_SCALE",
     "TEN_CROP_ORDER",
     "Stats",
     "dataset_statistics",
@@ -214,6 +215,19 @@ def dataset_statistics(images: np.ndarray, *, chunk_size: int | None = None) -> 
 # --------------------------------------------------------------------------------------------
 # Transforms
 
+PCA_PIXEL_SCALE = 255.0
+"""The scale on which the PCA colour shift is computed: pixel values in [0, 1].
+
+The paper's shift ``sum_i p_i alpha_i lambda_i`` is not scale-free: ``lambda_i`` is a variance,
+so it grows with the square of the pixel unit. Computed on raw 0-255 values, the first
+eigenvalue of natural images is about 10^4 and ``0.1 * lambda_1`` would move every pixel by
+~1000 levels, drowning the image (we measured inputs 10x larger than the images themselves,
+and training stuck at chance). The reference implementations (Krizhevsky's values as published
+with fb.resnet.torch: lambda = 0.2175, 0.0188, 0.0045 for ImageNet) take the covariance of
+pixel values in [0, 1], which makes the shift a few grey levels: ``lambda_[0,1] = lambda /
+255^2``, and back in 0-255 units the shift is ``255 * P (alpha * lambda / 255^2) = P (alpha *
+lambda / 255)``. :class:`Stats` keeps ``lambda`` of the raw 0-255 values."""
+
 
 def train_transform(
     images: np.ndarray,
@@ -230,10 +244,12 @@ def train_transform(
     For each image ``I_n`` (float, raw 0-255 scale) the result equals, in this order:
 
     1. ``I_n - mean`` (the per-pixel mean image, full size);
-    2. PCA colour: add ``s_n = P @ (alpha_n * lambda)`` to every pixel, where ``P``/``lambda``
-       are ``stats.eigvecs``/``stats.eigvals`` and ``alpha_n ~ N(0, pca_std^2)`` (3 values per
-       image, drawn anew at every call; the paper's ``sum_i p_i alpha_i lambda_i`` with
-       ``sigma = 0.1``), in raw pixel units;
+    2. PCA colour: add ``s_n = P @ (alpha_n * lambda / 255)`` to every pixel, where
+       ``P``/``lambda`` are ``stats.eigvecs``/``stats.eigvals`` and ``alpha_n ~ N(0, pca_std^2)``
+       (3 values per image, drawn anew at every call): the paper's
+       ``sum_i p_i alpha_i lambda_i`` with ``sigma = 0.1``, with ``lambda`` the eigenvalues
+       of the covariance of pixel values in [0, 1], as the reference implementations compute
+       it, and the shift converted back to 0-255 units (see :data:`PCA_PIXEL_SCALE`);
     3. zero padding of ``pad`` pixels on each side (zero = the mean, after step 1);
     4. a random ``crop x crop`` window, offsets ``oy ~ U{0..H+2pad-crop}``,
        ``ox ~ U{0..W+2pad-crop}``, one per image;
@@ -277,8 +293,9 @@ def train_transform(
     _check_fits(ch, cw, h, w, pad, fn)
 
     alpha = rng.normal(0.0, pca_std, size=(n, 3))
-    # row n: s_n = P @ (alpha_n * lambda)  ->  (alpha * lambda) @ P^T
-    shift = (alpha * stats.eigvals.astype(np.float64)) @ stats.eigvecs.T.astype(np.float64)
+    # row n: s_n = P @ (alpha_n * lambda / 255)  ->  (alpha * lambda / 255) @ P^T
+    lam = stats.eigvals.astype(np.float64) / PCA_PIXEL_SCALE
+    shift = (alpha * lam) @ stats.eigvecs.T.astype(np.float64)
     oy = rng.integers(0, h + 2 * pad - ch + 1, size=n)
     ox = rng.integers(0, w + 2 * pad - cw + 1, size=n)
     flipped = rng.random(n) < 0.5 if flip else np.zeros(n, dtype=bool)
