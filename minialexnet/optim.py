@@ -213,6 +213,12 @@ class PlateauSchedule:
     After ``max_reductions`` reductions, the next plateau sets ``exhausted`` (the
     paper stopped training there) instead of reducing again.
 
+    ``chance_error`` (optional, e.g. ``1 - 1/classes``): while the validation error
+    is still within 5% of chance (``>= 0.95 * chance_error``) the network has not
+    started to learn, and those epochs do not count towards ``patience``: that
+    is a slow start, not a plateau of the learning rate, and cutting the rate
+    there only makes the start slower.
+
     Attributes: ``best`` (``None`` before the first step), ``bad_epochs``,
     ``reductions``, ``exhausted``. ``state_dict()`` is JSON-able.
     """
@@ -224,6 +230,7 @@ class PlateauSchedule:
         factor: float = 0.1,
         max_reductions: int = 3,
         threshold: float = 0.0,
+        chance_error: float | None = None,
     ) -> None:
         cls = "PlateauSchedule"
         self.optimizer = optimizer
@@ -235,6 +242,11 @@ class PlateauSchedule:
         self.threshold = _real(threshold, cls, "threshold")
         if self.threshold < 0:
             raise ValueError(f"{cls}: threshold must be >= 0, got {threshold!r}")
+        self.chance_error = (
+            None if chance_error is None else _real(chance_error, cls, "chance_error")
+        )
+        if self.chance_error is not None and not 0 < self.chance_error <= 1:
+            raise ValueError(f"{cls}: chance_error must be in (0, 1], got {chance_error!r}")
         self.best: float | None = None
         self.bad_epochs = 0
         self.reductions = 0
@@ -254,6 +266,8 @@ class PlateauSchedule:
             self.best = val_error
             self.bad_epochs = 0
             return False
+        if self.chance_error is not None and val_error >= 0.95 * self.chance_error:
+            return False  # not started learning yet: not a plateau
         self.bad_epochs += 1
         if self.bad_epochs < self.patience or self.exhausted:
             return False

@@ -206,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
     )
     schedule = (
-        PlateauSchedule(optimizer, patience=args.patience)
+        PlateauSchedule(
+            optimizer, patience=args.patience, chance_error=1 - 1 / len(train_set.classes)
+        )
         if args.schedule == "plateau"
         else StepSchedule(optimizer, every=args.step_every)
     )

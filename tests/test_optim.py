@@ -230,6 +230,24 @@ def test_plateau_threshold_and_patience() -> None:
     assert [patient.step(e) for e in [0.5, 0.5, 0.5, 0.5]] == [False, False, False, True]
 
 
+def test_plateau_does_not_count_epochs_at_chance() -> None:
+    """10 classes: chance error 0.9. Epochs at 0.86+ (within 5% of chance) are a slow start."""
+    opt = _opt()
+    sched = PlateauSchedule(opt, patience=2, chance_error=0.9)
+    at_chance = [0.9, 0.89, 0.9, 0.895, 0.9, 0.89]
+    assert not any(sched.step(e) for e in at_chance)
+    assert opt.lr == 0.01 and sched.bad_epochs == 0
+    # once it learns, plateaus count as usual
+    assert [sched.step(e) for e in [0.6, 0.61, 0.62]] == [False, False, True]
+    assert opt.lr == pytest.approx(1e-3)
+    # without chance_error the same start would have cut the rate twice
+    plain_opt = _opt()
+    plain = PlateauSchedule(plain_opt, patience=2)
+    assert sum(plain.step(e) for e in at_chance) == 2
+    with pytest.raises(ValueError, match="chance_error"):
+        PlateauSchedule(_opt(), chance_error=1.5)
+
+
 def test_plateau_nan_is_no_improvement_and_zero_reductions_stop_at_once() -> None:
     opt = _opt()
     sched = PlateauSchedule(opt, patience=1, max_reductions=0)
