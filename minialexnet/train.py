@@ -293,6 +293,19 @@ def main(argv: list[str] | None = None) -> int:
     except TimeLimit as stop:
         save(ckpt_path)
         print(f"stopped: {stop}")
+        if progress.seen:  # what the time bought counts: validate the part-trained epoch too
+            done = progress.batch / (len(train_set) // args.batch_size)
+            record = validate_and_log(
+                model, val_set, stats, progress, optimizer, args, out, epoch_fraction=done
+            )
+            if record["val_top1_err"] < progress.best_val_top1:
+                progress.best_val_top1 = record["val_top1_err"]
+                save(out / "best.npz")
+            plot_curves(
+                read_metrics(out / "metrics.jsonl"),
+                out / "curves.png",
+                title=f"{args.model} on {args.dataset}",
+            )
     except Stop as stop:  # the last good checkpoint stays as it was
         print(f"stopped: {stop}", file=sys.stderr)
         return 1
@@ -425,7 +438,14 @@ def validate_and_log(
     optimizer: SGD,
     args: argparse.Namespace,
     out: Path,
+    epoch_fraction: float | None = None,
 ) -> dict[str, Any]:
+    """Validate, append the epoch's record to metrics.jsonl and print it.
+
+    ``epoch_fraction`` marks a record of an epoch cut short by ``--max-minutes``
+    (``"epoch_fraction"`` in the record: the share of its batches trained); a
+    later ``--resume`` replaces it with the whole epoch's record.
+    """
     result = evaluate_model(
         model, val_set, stats, batch_size=args.batch_size, progress=not args.quiet
     )
@@ -441,10 +461,13 @@ def validate_and_log(
         "images_per_s": progress.seen / max(progress.seconds, 1e-9),
         "seconds": progress.seconds,
     }
+    if epoch_fraction is not None:
+        record["epoch_fraction"] = round(epoch_fraction, 4)
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
+    part = "" if epoch_fraction is None else f" ({100 * epoch_fraction:.0f}% of it)"
     print(
-        f"epoch {record['epoch']}: train loss {record['train_loss']:.3f}, "
+        f"epoch {record['epoch']}{part}: train loss {record['train_loss']:.3f}, "
         f"val top-1 error {100 * record['val_top1_err']:.1f}%, "
         f"top-5 {100 * record['val_top5_err']:.1f}%, {record['images_per_s']:.0f} images/s"
     )

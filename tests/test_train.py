@@ -104,6 +104,29 @@ def test_ctrl_c_mid_epoch_saves_and_resume_continues_exactly(tmp_path, monkeypat
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_time_limit_validates_the_part_trained_epoch_and_resume_replaces_it(tmp_path):
+    """--max-minutes stops after the first batch (3 per epoch here): that third of an epoch is
+    validated, logged with its fraction and reported; --resume then completes the epoch."""
+    code, out = run(tmp_path, "limited", "--epochs", "1", "--max-minutes", "1e-9")
+    assert code == 0
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["epoch"] == 1
+    assert records[0]["epoch_fraction"] == pytest.approx(1 / 3, abs=1e-3)
+    assert 0 <= records[0]["val_top1_err"] <= 1
+    assert (out / "best.npz").exists() and (out / "final.json").exists()
+    _, meta = model_arrays(out / "checkpoint.npz")
+    assert (meta["epoch"], meta["batch"]) == (0, 1)
+
+    assert run(tmp_path, "limited", "--epochs", "1", "--resume")[0] == 0
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and "epoch_fraction" not in records[0]
+    assert run(tmp_path, "straight", "--epochs", "1")[0] == 0
+    a, _ = model_arrays(tmp_path / "straight" / "checkpoint.npz")
+    b, _ = model_arrays(out / "checkpoint.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
 @pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")  # overflow is the point
 def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     assert run(tmp_path, "nan", "--epochs", "1")[0] == 0
