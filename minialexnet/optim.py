@@ -252,6 +252,9 @@ class PlateauSchedule:
         self.reductions = 0
         self.exhausted = False
 
+    reason = "validation error stopped improving"
+    """Why this schedule reduces the learning rate, for messages."""
+
     def step(self, val_error: float) -> bool:
         """Record one epoch's validation error; True when it just reduced the learning rate.
 
@@ -317,6 +320,11 @@ class StepSchedule:
         if not 0 < self.factor < 1:
             raise ValueError(f"StepSchedule: factor must be in (0, 1), got {factor!r}")
         self.epoch = 0
+
+    @property
+    def reason(self) -> str:
+        """Why this schedule reduces the learning rate, for messages."""
+        return f"{self.every} more epochs done (step schedule)"
 
     def step(self, val_error: float | None = None) -> bool:
         self.epoch += 1

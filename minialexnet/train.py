@@ -72,7 +72,14 @@ class Stop(Exception):
 
 
 class TimeLimit(Stop):
-    """Raised when --max-minutes is reached: the run saves and can be resumed."""
+    """Raised when --max-minutes is reached: the run saves and can be resumed.
+
+    ``epoch_fraction``: the share of the current epoch's batches already trained.
+    """
+
+    def __init__(self, message: str, epoch_fraction: float) -> None:
+        super().__init__(message)
+        self.epoch_fraction = epoch_fraction
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -259,6 +266,17 @@ def main(argv: list[str] | None = None) -> int:
             },
         )
 
+    def keep_best_and_plot(record: dict[str, Any]) -> None:
+        """After a validation: best.npz if this is the lowest error so far; refresh curves.png."""
+        if record["val_top1_err"] < progress.best_val_top1:
+            progress.best_val_top1 = record["val_top1_err"]
+            save(out / "best.npz")
+        plot_curves(
+            read_metrics(out / "metrics.jsonl"),
+            out / "curves.png",
+            title=f"{args.model} on {args.dataset}",
+        )
+
     deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes else None
     try:
         while progress.epoch < epochs:
@@ -267,22 +285,10 @@ def main(argv: list[str] | None = None) -> int:
             reduced = schedule.step(record["val_top1_err"])
             progress.epoch += 1
             progress.start_epoch()
-            if record["val_top1_err"] < progress.best_val_top1:
-                progress.best_val_top1 = record["val_top1_err"]
-                save(out / "best.npz")
+            keep_best_and_plot(record)
             save(ckpt_path)
-            plot_curves(
-                read_metrics(out / "metrics.jsonl"),
-                out / "curves.png",
-                title=f"{args.model} on {args.dataset}",
-            )
             if reduced:
-                why = (
-                    "validation error stopped improving"
-                    if args.schedule == "plateau"
-                    else f"step schedule (every {args.step_every} epochs)"
-                )
-                print(f"{why}: learning rate now {optimizer.lr:g}")
+                print(f"{schedule.reason}: learning rate now {optimizer.lr:g}")
             if schedule.exhausted:
                 print(
                     "learning rate reduced three times and the error stopped improving: done "
@@ -300,18 +306,12 @@ def main(argv: list[str] | None = None) -> int:
         save(ckpt_path)
         print(f"stopped: {stop}")
         if progress.seen:  # what the time bought counts: validate the part-trained epoch too
-            done = progress.batch / (len(train_set) // args.batch_size)
-            record = validate_and_log(
-                model, val_set, stats, progress, optimizer, args, out, epoch_fraction=done
-            )
-            if record["val_top1_err"] < progress.best_val_top1:
-                progress.best_val_top1 = record["val_top1_err"]
-                save(out / "best.npz")
-            plot_curves(
-                read_metrics(out / "metrics.jsonl"),
-                out / "curves.png",
-                title=f"{args.model} on {args.dataset}",
-            )
+            keep_best_and_plot(
+                validate_and_log(
+                    model, val_set, stats, progress, optimizer, args, out,
+                    epoch_fraction=stop.epoch_fraction,
+                )
+            )  # fmt: skip
     except Stop as stop:  # the last good checkpoint stays as it was
         print(f"stopped: {stop}", file=sys.stderr)
         return 1
@@ -425,7 +425,8 @@ def train_one_epoch(
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeLimit(
                     f"time limit (--max-minutes {args.max_minutes}) reached at epoch "
-                    f"{epoch + 1}, batch {progress.batch}; continue with --resume"
+                    f"{epoch + 1}, batch {progress.batch}; continue with --resume",
+                    epoch_fraction=progress.batch / loader.num_batches,
                 )
     finally:
         bar.close()
