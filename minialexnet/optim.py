@@ -9,6 +9,8 @@ paper's own form (velocity ``v`` holds the *step*, learning rate included)::
 ``PlateauSchedule`` divides the learning rate by 10 when the validation error
 stops improving, three times, and then says training is over, as the paper did.
 ``StepSchedule`` divides it every ``every`` epochs (a simpler, fixed alternative).
+``LinearSchedule`` lowers it in a straight line to zero over the run, batch by
+batch (not the paper's: the rule for a fixed budget of steps or minutes).
 
 Typical loop::
 
@@ -18,6 +20,7 @@ Typical loop::
         for x, y in batches:
             ...forward, loss, backward (fills the grads in place)...
             opt.step()
+            sched.on_batch(done)  # the share of the run done, in [0, 1]; only linear uses it
         if sched.step(val_error): print("lr ->", opt.lr)
         if sched.exhausted: break
 
@@ -35,7 +38,7 @@ import numpy as np
 
 from .backend import get_array_module, to_numpy
 
-__all__ = ["SGD", "PlateauSchedule", "StepSchedule"]
+__all__ = ["SGD", "PlateauSchedule", "StepSchedule", "LinearSchedule"]
 
 
 def _real(value: Any, cls: str, name: str) -> float:
@@ -255,6 +258,9 @@ class PlateauSchedule:
     reason = "validation error stopped improving"
     """Why this schedule reduces the learning rate, for messages."""
 
+    def on_batch(self, done: float) -> None:
+        """Per batch: nothing (this schedule acts on epochs)."""
+
     def step(self, val_error: float) -> bool:
         """Record one epoch's validation error; True when it just reduced the learning rate.
 
@@ -326,6 +332,9 @@ class StepSchedule:
         """Why this schedule reduces the learning rate, for messages."""
         return f"{self.every} more epochs done (step schedule)"
 
+    def on_batch(self, done: float) -> None:
+        """Per batch: nothing (this schedule acts on epochs)."""
+
     def step(self, val_error: float | None = None) -> bool:
         self.epoch += 1
         if self.epoch % self.every:
@@ -340,3 +349,49 @@ class StepSchedule:
         if not isinstance(state, Mapping) or state.get("kind") != "step":
             raise ValueError("StepSchedule.load_state_dict: not a StepSchedule state")
         self.epoch = int(state["epoch"])
+
+
+class LinearSchedule:
+    """Lower ``optimizer.lr`` in a straight line from its start value to zero over the run.
+
+        lr = lr_start * (1 - done),   done = share of the run done, in [0, 1]
+
+    Not the paper's schedule: it is the rule for a fixed budget. When a run can
+    afford only a few epochs (or minutes), decaying linearly to zero over exactly
+    that budget ends at a lower error than steps of /10 placed by hand (Li, Yumer
+    and Ramanan, "Budgeted training", ICLR 2020). The caller says after every batch
+    how much of the run is done: ``on_batch(done)``, e.g. ``max(batches done /
+    batches planned, minutes spent / minutes allowed)``, so that the rate reaches
+    zero at the end of the epochs or at the time limit, whichever comes first.
+    ``done`` never goes back (a smaller value than before is ignored), so a
+    resumed run continues from where it was.
+
+    ``step(val_error=None)`` per epoch changes nothing and returns False;
+    ``exhausted`` is always False. ``state_dict()`` is JSON-able.
+    """
+
+    exhausted = False
+    reason = "linear decay over the run"
+
+    def __init__(self, optimizer: SGD) -> None:
+        self.optimizer = optimizer
+        self.lr_start = float(optimizer.lr)
+        self.done = 0.0
+
+    def on_batch(self, done: float) -> None:
+        """Set ``lr = lr_start * (1 - done)`` for the next batch (done clipped to [0, 1])."""
+        done = _real(done, "LinearSchedule", "done")
+        self.done = min(max(self.done, done), 1.0)
+        self.optimizer.lr = self.lr_start * (1.0 - self.done)
+
+    def step(self, val_error: float | None = None) -> bool:
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": "linear", "lr_start": self.lr_start, "done": self.done}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if not isinstance(state, Mapping) or state.get("kind") != "linear":
+            raise ValueError("LinearSchedule.load_state_dict: not a LinearSchedule state")
+        self.lr_start = float(state["lr_start"])
+        self.done = float(state["done"])

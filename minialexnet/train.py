@@ -43,7 +43,7 @@ from .checkpoint import check_config, load_checkpoint, pack, save_checkpoint, un
 from .data import BatchLoader, Stats, dataset_statistics, load_dataset, train_transform
 from .evaluate import evaluate_model, load_model, topk_correct
 from .models import model_from_config
-from .optim import SGD, PlateauSchedule, StepSchedule
+from .optim import SGD, LinearSchedule, PlateauSchedule, StepSchedule
 from .viz import plot_curves, read_metrics
 
 DEFAULT_EPOCHS = {"shapes": 7, "cifar10": 30}  # folders: 90, the paper's number of passes
@@ -65,6 +65,26 @@ class Progress:
 
     def start_epoch(self) -> None:
         self.batch, self.loss_sum, self.correct, self.seen, self.seconds = 0, 0.0, 0, 0, 0.0
+
+
+@dataclass
+class Budget:
+    """What a run may spend: ``epochs`` passes and, optionally, ``seconds`` of wall time."""
+
+    epochs: int
+    seconds: float | None = None
+    start: float = field(default_factory=time.monotonic)
+
+    def over(self) -> bool:
+        """True once the time limit has passed."""
+        return self.seconds is not None and time.monotonic() - self.start > self.seconds
+
+    def done(self, epoch: int, batch: int, num_batches: int) -> float:
+        """The share of the run done before (epoch, batch): of the batches, or of the time."""
+        share = (epoch * num_batches + batch) / max(self.epochs * num_batches, 1)
+        if self.seconds is not None:
+            share = max(share, (time.monotonic() - self.start) / self.seconds)
+        return min(share, 1.0)
 
 
 class Stop(Exception):
@@ -114,7 +134,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "paper: N(0, 0.01^2) with biases of 1, which stays at chance on small data "
         "(see docs)",
     )
-    p.add_argument("--schedule", default="plateau", choices=["plateau", "step"])
+    p.add_argument(
+        "--schedule",
+        default="plateau",
+        choices=["plateau", "step", "linear"],
+        help="plateau: the paper's lr /10 when the validation error stops improving; "
+        "step: /10 every --step-every epochs; linear: down to 0 at the end of the epochs "
+        "or of --max-minutes, whichever comes first (best for a fixed budget)",
+    )
     p.add_argument(
         "--patience", type=int, default=2, help="plateau: epochs without improvement before lr /10"
     )
@@ -213,13 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = SGD(
         model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
     )
-    schedule = (
-        PlateauSchedule(
+    schedules = {
+        "plateau": lambda: PlateauSchedule(
             optimizer, patience=args.patience, chance_error=1 - 1 / len(train_set.classes)
-        )
-        if args.schedule == "plateau"
-        else StepSchedule(optimizer, every=args.step_every)
-    )
+        ),
+        "step": lambda: StepSchedule(optimizer, every=args.step_every),
+        "linear": lambda: LinearSchedule(optimizer),
+    }
+    schedule = schedules[args.schedule]()
     progress = Progress()
     ckpt_path = out / "checkpoint.npz"
 
@@ -277,10 +305,10 @@ def main(argv: list[str] | None = None) -> int:
             title=f"{args.model} on {args.dataset}",
         )
 
-    deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes else None
+    budget = Budget(epochs, 60 * args.max_minutes if args.max_minutes else None)
     try:
         while progress.epoch < epochs:
-            train_one_epoch(model, optimizer, train_set, augment, progress, args, deadline)
+            train_one_epoch(model, optimizer, schedule, train_set, augment, progress, args, budget)
             record = validate_and_log(model, val_set, stats, progress, optimizer, args, out)
             reduced = schedule.step(record["val_top1_err"])
             progress.epoch += 1
@@ -371,11 +399,12 @@ def check_first_loss(model: Any, train_set: Any, stats: Stats, args: argparse.Na
 def train_one_epoch(
     model: Any,
     optimizer: SGD,
+    schedule: Any,
     train_set: Any,
     augment: Any,
     progress: Progress,
     args: argparse.Namespace,
-    deadline: float | None,
+    budget: Budget,
 ) -> None:
     """One pass over the training set from progress.batch on, updating progress as it goes."""
     epoch = progress.epoch
@@ -400,6 +429,7 @@ def train_one_epoch(
     start = time.perf_counter() - progress.seconds
     try:
         for x, y in loader:
+            schedule.on_batch(budget.done(epoch, progress.batch, loader.num_batches))
             model.reseed(_batch_seed(args.seed, epoch, progress.batch))
             logits = model.forward(x, train=True)
             loss, dlogits = F.softmax_cross_entropy(logits, y)
@@ -422,7 +452,7 @@ def train_one_epoch(
                 lr=f"{optimizer.lr:g}",
                 img_s=f"{progress.seen / max(progress.seconds, 1e-9):.0f}",
             )
-            if deadline is not None and time.monotonic() > deadline:
+            if budget.over():
                 raise TimeLimit(
                     f"time limit (--max-minutes {args.max_minutes}) reached at epoch "
                     f"{epoch + 1}, batch {progress.batch}; continue with --resume",

@@ -10,7 +10,7 @@ import pytest
 
 from minialexnet.backend import Device, SimulatedDeviceArray, to_numpy
 from minialexnet.layers import Linear
-from minialexnet.optim import SGD, PlateauSchedule, StepSchedule
+from minialexnet.optim import SGD, LinearSchedule, PlateauSchedule, StepSchedule
 
 # -- the update rule -----------------------------------------------------------------------------
 
@@ -309,3 +309,29 @@ def test_step_schedule() -> None:
         StepSchedule(opt, every=0)
     with pytest.raises(ValueError, match="factor"):
         StepSchedule(opt, factor=2.0)
+
+
+# -- LinearSchedule ------------------------------------------------------------------------------
+
+
+def test_linear_schedule_goes_down_in_a_straight_line_and_never_back_up() -> None:
+    opt = _opt(lr=0.02)
+    sched = LinearSchedule(opt)
+    lrs = []
+    for done in (0.0, 0.25, 0.5, 0.4, 0.75, 1.0, 1.5):  # 0.4: time went back? ignored
+        sched.on_batch(done)
+        lrs.append(opt.lr)
+    assert lrs == pytest.approx([0.02, 0.015, 0.01, 0.01, 0.005, 0.0, 0.0])
+    assert sched.step(0.3) is False and not sched.exhausted and opt.lr == 0.0
+
+    opt2 = _opt(lr=0.5)  # a resumed run: the start lr and the progress come from the state
+    resumed = LinearSchedule(opt2)
+    half = LinearSchedule(_opt(lr=0.02))
+    half.on_batch(0.5)
+    resumed.load_state_dict(json.loads(json.dumps(half.state_dict())))
+    resumed.on_batch(0.3)  # behind the saved progress: stays at 0.5 done
+    assert opt2.lr == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="LinearSchedule"):
+        resumed.load_state_dict(StepSchedule(opt2).state_dict())
+    with pytest.raises(ValueError, match="done"):
+        resumed.on_batch(float("nan"))

@@ -127,6 +127,37 @@ def test_time_limit_validates_the_part_trained_epoch_and_resume_replaces_it(tmp_
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_linear_schedule_reaches_zero_at_the_end_of_the_epochs_and_resumes_exactly(
+    tmp_path, monkeypatch
+):
+    """3 batches per epoch, 2 epochs: batch b (0..5) trains with lr 0.01 * (1 - b/6); a record
+    keeps the lr of its epoch's last batch. Interrupted in epoch 2 and resumed, the run
+    continues the same line to the same weights."""
+    code, out = run(tmp_path, "straight", "--epochs", "2", "--schedule", "linear")
+    assert code == 0
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in records] == pytest.approx([0.01 * 4 / 6, 0.01 * 1 / 6])
+
+    calls = {"n": 0}
+    real_step = SGD.step
+
+    def interrupted_step(self):
+        calls["n"] += 1
+        if calls["n"] == 5:  # during the second batch of epoch 2
+            raise KeyboardInterrupt
+        real_step(self)
+
+    monkeypatch.setattr(SGD, "step", interrupted_step)
+    assert run(tmp_path, "split", "--epochs", "2", "--schedule", "linear")[0] == 130
+    monkeypatch.setattr(SGD, "step", real_step)
+    code, split = run(tmp_path, "split", "--epochs", "2", "--schedule", "linear", "--resume")
+    assert code == 0
+    a, _ = model_arrays(out / "checkpoint.npz")
+    b, _ = model_arrays(split / "checkpoint.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
 @pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")  # overflow is the point
 def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     assert run(tmp_path, "nan", "--epochs", "1")[0] == 0
