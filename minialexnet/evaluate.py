@@ -103,20 +103,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="where CIFAR-10 lives (cifar10 only)")
     parser.add_argument("--split", default="val", help="val (default) or train")
     parser.add_argument("--ten-crop", action="store_true", help="average ten patches per image")
+    parser.add_argument(
+        "--size",
+        help="how many images: a number (a seeded random subset) or 'all'; default: the "
+        "validation subset the run used (its --val-size), else all",
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto", help="auto | cpu | gpu | gpu:N")
     parser.add_argument("--json", help="write the result here (default: next to the checkpoint)")
     args = parser.parse_args(argv)
+    size: int | None = None
+    if args.size not in (None, "all"):
+        try:
+            size = int(args.size)
+        except ValueError:
+            parser.error(f"--size: expected a number or 'all', got {args.size!r}")
 
     model, stats, meta = load_model(args.checkpoint, [Device(args.device)])
     run = meta.get("run", {})
+    if args.size is None and args.split == "val":
+        size = run.get("val_size")
     spec = args.dataset or run.get("dataset", "shapes")
     dataset = load_dataset(
         spec,
         args.split,
         data_dir=args.data_dir or run.get("data_dir"),
         image_size=run.get("image_size", model.input_size),
-        size=run.get("val_size") if args.split == "val" else None,
+        size=size,
         seed=run.get("seed", 0),
     )
     result = evaluate_model(

@@ -66,9 +66,12 @@ def test_a_run_writes_metrics_checkpoints_and_curves(tmp_path):
 
 
 def test_resume_after_an_epoch_gives_the_same_result(tmp_path):
-    assert run(tmp_path, "straight", "--epochs", "2")[0] == 0
-    assert run(tmp_path, "split", "--epochs", "1")[0] == 0
-    assert run(tmp_path, "split", "--epochs", "2", "--resume")[0] == 0
+    """A finished 1-epoch run extended to 2 with --resume equals a 2-epoch run (a schedule
+    that does not depend on --epochs: the linear one plans its line over the epochs)."""
+    plateau = ("--schedule", "plateau")
+    assert run(tmp_path, "straight", "--epochs", "2", *plateau)[0] == 0
+    assert run(tmp_path, "split", "--epochs", "1", *plateau)[0] == 0
+    assert run(tmp_path, "split", "--epochs", "2", "--resume", *plateau)[0] == 0
     a, _ = model_arrays(tmp_path / "straight" / "checkpoint.npz")
     b, _ = model_arrays(tmp_path / "split" / "checkpoint.npz")
     assert a.keys() == b.keys()
@@ -107,7 +110,8 @@ def test_ctrl_c_mid_epoch_saves_and_resume_continues_exactly(tmp_path, monkeypat
 def test_time_limit_validates_the_part_trained_epoch_and_resume_replaces_it(tmp_path):
     """--max-minutes stops after the first batch (3 per epoch here): that third of an epoch is
     validated, logged with its fraction and reported; --resume then completes the epoch."""
-    code, out = run(tmp_path, "limited", "--epochs", "1", "--max-minutes", "1e-9")
+    plateau = ("--schedule", "plateau")  # linear would spend its whole line in the 1e-9 min
+    code, out = run(tmp_path, "limited", "--epochs", "1", "--max-minutes", "1e-9", *plateau)
     assert code == 0
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["epoch"] == 1
@@ -117,10 +121,10 @@ def test_time_limit_validates_the_part_trained_epoch_and_resume_replaces_it(tmp_
     _, meta = model_arrays(out / "checkpoint.npz")
     assert (meta["epoch"], meta["batch"]) == (0, 1)
 
-    assert run(tmp_path, "limited", "--epochs", "1", "--resume")[0] == 0
+    assert run(tmp_path, "limited", "--epochs", "1", "--resume", *plateau)[0] == 0
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 1 and "epoch_fraction" not in records[0]
-    assert run(tmp_path, "straight", "--epochs", "1")[0] == 0
+    assert run(tmp_path, "straight", "--epochs", "1", *plateau)[0] == 0
     a, _ = model_arrays(tmp_path / "straight" / "checkpoint.npz")
     b, _ = model_arrays(out / "checkpoint.npz")
     for k in a:
@@ -193,8 +197,12 @@ def test_evaluate_and_predict_on_a_trained_checkpoint(tmp_path, capsys):
         == 0
     )
     result = json.loads((tmp_path / "eval.json").read_text())
-    assert result["ten_crop"] and result["examples"] == 64
+    assert result["ten_crop"] and result["examples"] == 64  # the run's --val-size
     assert 0 <= result["top5_err"] <= result["top1_err"] <= 1
+    evaluate.main([str(out / "best.npz"), "--size", "32", "--json", str(tmp_path / "e32.json")])
+    assert json.loads((tmp_path / "e32.json").read_text())["examples"] == 32
+    with pytest.raises(SystemExit):
+        evaluate.main([str(out / "best.npz"), "--size", "many"])
     img = np.zeros((48, 64, 3), np.uint8)
     img[10:40, 20:50] = 255
     Image.fromarray(img).save(tmp_path / "square.png")
