@@ -1,4 +1,4 @@
-"""Pictures: training curves from ``metrics.jsonl`` and top-five prediction panels.
+"""Pictures: training curves, top-five panels, conv1 filters per tower, a confusion matrix.
 
 Every function saves a PNG with a title and labelled axes, using matplotlib's
 non-interactive "Agg" backend, so it works on a server or in CI with no screen.
@@ -17,7 +17,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
-__all__ = ["read_metrics", "plot_curves", "plot_top5"]
+__all__ = [
+    "read_metrics",
+    "plot_curves",
+    "plot_top5",
+    "filter_grid",
+    "plot_filters",
+    "confusion_matrix",
+    "plot_confusion",
+]
+
+
+def _save(fig: Any, out: Path) -> Path:
+    """Save ``fig`` as a PNG at ``out`` atomically (temporary name, then rename); close it."""
+    tmp = out.with_name(out.name + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(out)  # never leave a half-written picture under the final name
+    return out
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -59,11 +76,7 @@ def plot_curves(records: Sequence[dict[str, Any]], out: str | Path, title: str =
             ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
     fig.suptitle(title or "Training curves")
     fig.tight_layout()
-    tmp = out.with_name(out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out)  # never leave a half-written picture under the final name
-    return out
+    return _save(fig, out)
 
 
 def plot_top5(
@@ -95,6 +108,116 @@ def plot_top5(
         ax_bar.set_xlabel("probability (%)")
         ax_bar.set_title("top-5 predictions", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
+
+
+def filter_grid(w: Any, columns: int = 8, gap: int = 1) -> np.ndarray:
+    """First-layer kernels as one RGB picture: a grid of tiles, each filter scaled to [0, 1].
+
+    ``w`` is a conv1 weight array (C_out, 3, KH, KW) (NumPy or CuPy). Each filter is
+    shifted and scaled on its own (``(f - min f) / (max f - min f)``), as in the paper's
+    Figure 3, so that its pattern shows whatever its magnitude; a constant filter is
+    drawn mid-grey. Returns a float array (rows * (KH + gap) - gap, columns * (KW + gap)
+    - gap, 3) with white gaps.
+    """
+    from .backend import to_numpy  # noqa: PLC0415  (viz needs no array backend otherwise)
+
+    w = np.asarray(to_numpy(w), dtype=np.float64)
+    if w.ndim != 4 or w.shape[1] != 3:
+        raise ValueError(
+            f"filter_grid: expected conv1 weights (C_out, 3, KH, KW), got shape {w.shape}; "
+            "only filters that see RGB pixels can be drawn as colour tiles"
+        )
+    if columns < 1 or gap < 0:
+        raise ValueError(f"filter_grid: columns must be >= 1 and gap >= 0, got {columns}, {gap}")
+    n, _, kh, kw = w.shape
+    low = w.min(axis=(1, 2, 3), keepdims=True)
+    span = w.max(axis=(1, 2, 3), keepdims=True) - low
+    tiles = np.where(span > 0, (w - low) / np.where(span > 0, span, 1), 0.5)
+    tiles = tiles.transpose(0, 2, 3, 1)  # (C_out, KH, KW, 3)
+    rows = -(-n // columns)
+    # white canvas of rows*columns cells, each a tile plus its gap below and to the right
+    cells = np.ones((rows * columns, kh + gap, kw + gap, 3))
+    cells[:n, :kh, :kw] = tiles
+    grid = cells.reshape(rows, columns, kh + gap, kw + gap, 3).transpose(0, 2, 1, 3, 4)
+    grid = grid.reshape(rows * (kh + gap), columns * (kw + gap), 3)
+    return grid[: grid.shape[0] - gap, : grid.shape[1] - gap]
+
+
+def plot_filters(
+    weights: dict[str, Any], out: str | Path, title: str = "conv1 filters", columns: int = 8
+) -> Path:
+    """conv1's kernels, one grid per tower side by side (the paper's Figure 3).
+
+    ``weights`` maps a tower's name to its conv1 weights (C_out, 3, KH, KW), e.g.
+    ``{"tower a": model.state_dict()["a.conv1.w"], "tower b": ...["b.conv1.w"]}``. In
+    the paper the kernels of GPU 1 came out largely colour-agnostic and those of GPU 2
+    largely colour-specific.
+    """
+    out = Path(out)
+    if not weights:
+        raise ValueError("plot_filters: give at least one tower's weights")
+    grids = {name: filter_grid(w, columns) for name, w in weights.items()}
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.5 * len(grids), 4.2), squeeze=False)
+    for ax, (name, grid) in zip(axes[0], grids.items(), strict=True):
+        ax.imshow(grid, interpolation="nearest")
+        ax.set_title(f"{name}: {len(weights[name])} kernels")
+        ax.set_xlabel("kernel (each scaled to its own range)")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def confusion_matrix(labels: Any, predictions: Any, num_classes: int) -> np.ndarray:
+    """Counts ``m[true, predicted]``: how often class ``true`` was predicted as ``predicted``.
+
+    ``labels`` and ``predictions`` are integer arrays of the same length with values in
+    [0, num_classes). Rows sum to the number of examples of each class.
+    """
+    labels = np.asarray(labels)
+    predictions = np.asarray(predictions)
+    if labels.shape != predictions.shape or labels.ndim != 1:
+        raise ValueError(
+            f"confusion_matrix: labels and predictions must be 1-D and of the same length, "
+            f"got shapes {labels.shape} and {predictions.shape}"
+        )
+    for name, a in (("labels", labels), ("predictions", predictions)):
+        if a.size and (not np.issubdtype(a.dtype, np.integer) or a.min() < 0
+                       or a.max() >= num_classes):  # fmt: skip
+            raise ValueError(
+                f"confusion_matrix: {name} must be integers in [0, {num_classes}), "
+                f"got {a.dtype} from {a.min()} to {a.max()}"
+            )
+    flat = labels.astype(np.int64) * num_classes + predictions
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, -1)
+
+
+def plot_confusion(
+    labels: Any, predictions: Any, classes: Sequence[str], out: str | Path, title: str = ""
+) -> Path:
+    """The confusion matrix as a picture, each row in percent of its class; saved to ``out``.
+
+    The diagonal is each class's accuracy; the title gives the overall top-1 error.
+    """
+    out = Path(out)
+    counts = confusion_matrix(labels, predictions, len(classes))
+    per_row = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    error = 1 - np.trace(counts) / max(counts.sum(), 1)
+    size = max(4.0, 0.55 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(100 * per_row, cmap="Blues", vmin=0, vmax=100)
+    fig.colorbar(image, ax=ax, label="% of the true class")
+    ticks = range(len(classes))
+    ax.set_xticks(ticks, classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(ticks, classes, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if len(classes) <= 20:  # numbers in the cells while they still fit
+        for (i, j), value in np.ndenumerate(per_row):
+            colour = "white" if value > 0.5 else "black"
+            ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7, color=colour)
+    ax.set_title(title or f"Confusion matrix (top-1 error {100 * error:.1f}%)")
+    fig.tight_layout()
+    return _save(fig, out)
