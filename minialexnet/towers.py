@@ -388,6 +388,32 @@ class TwoTowerNet:
             x = stage.forward(x, train=train)
         return x
 
+    def features(self, x: Any, stage: str = "fc7") -> Any:
+        """The activations after stage ``stage``, in test mode (no dropout), for images ``x``.
+
+        Per-tower outputs are joined along the channel axis on ``devices[0]``: for
+        ``"fc7"`` that is the paper's 4096-dimensional feature vector of ``alexnet``
+        (2 x 2048; 2 x 512 for ``alexnet_cifar``) whose Euclidean neighbours [6.1,
+        Figure 4 right] are images the network finds alike. Stage names are those of
+        ``stages`` (``"conv1-2"``, ``"conv3-5"``, ``"fc6"``, ``"fc7"``, ``"fc8"``); the
+        result is (N, C, H, W) for conv stages and (N, D) for fc stages.
+        """
+        names = [name for name, _ in self.stages]
+        if stage not in names or stage == "input" or stage.startswith("to_"):
+            layers = [n for n in names if n != "input" and not n.startswith("to_")]
+            raise ValueError(f"TwoTowerNet.features: stage must be one of {layers}, got {stage!r}")
+        s = self.input_size
+        if getattr(x, "ndim", None) != 4 or tuple(x.shape[1:]) != (3, s, s):
+            got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+            raise ValueError(
+                f"TwoTowerNet.features: x must be images of shape (N, 3, {s}, {s}), got {got}"
+            )
+        for name, stage_fn in self.stages:
+            x = stage_fn.forward(x, train=False)
+            if name == stage:
+                break
+        return _concat_on(self.devices[0], x) if isinstance(x, list) else x
+
     def backward(self, dlogits: Any) -> Any:
         """Fill every parameter's gradient from ``dlogits`` = dL/dlogits (N, num_classes).
 

@@ -25,6 +25,8 @@ __all__ = [
     "plot_filters",
     "confusion_matrix",
     "plot_confusion",
+    "nearest_neighbours",
+    "plot_neighbours",
 ]
 
 
@@ -219,5 +221,74 @@ def plot_confusion(
             colour = "white" if value > 0.5 else "black"
             ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7, color=colour)
     ax.set_title(title or f"Confusion matrix (top-1 error {100 * error:.1f}%)")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def nearest_neighbours(query: Any, database: Any, k: int = 6) -> np.ndarray:
+    """For each query vector, the indices of its ``k`` nearest database vectors.
+
+    Euclidean distance, as the paper's Figure 4 (right) on 4096-d fc7 features [6.1]:
+    ``||q - d||^2 = ||q||^2 - 2 q.d + ||d||^2`` for all pairs at once (one matrix
+    product). query (Q, D), database (M, D) -> int array (Q, k), nearest first; ties
+    keep the lower index.
+    """
+    from .backend import to_numpy  # noqa: PLC0415
+
+    q = np.asarray(to_numpy(query), dtype=np.float64)
+    d = np.asarray(to_numpy(database), dtype=np.float64)
+    if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
+        raise ValueError(
+            f"nearest_neighbours: query (Q, D) and database (M, D) must be 2-D with the same D, "
+            f"got {q.shape} and {d.shape}"
+        )
+    if not 1 <= k <= len(d):
+        raise ValueError(f"nearest_neighbours: k must be in [1, {len(d)}], got {k}")
+    squared = (q * q).sum(1)[:, None] - 2 * q @ d.T + (d * d).sum(1)[None, :]
+    return np.argsort(squared, axis=1, kind="stable")[:, :k]
+
+
+def plot_neighbours(
+    query_images: Sequence[np.ndarray],
+    neighbour_images: Sequence[Sequence[np.ndarray]],
+    out: str | Path,
+    title: str = "Nearest neighbours by fc7 features",
+    captions: Sequence[Sequence[str]] | None = None,
+) -> Path:
+    """One row per query: the query image, then its neighbours (the paper's Figure 4, right).
+
+    Images are uint8 HxWx3 arrays; ``captions`` (optional) one list per row with a
+    caption for the query and for each neighbour (e.g. class names).
+    """
+    out = Path(out)
+    rows = len(query_images)
+    if rows == 0 or len(neighbour_images) != rows:
+        raise ValueError(
+            f"plot_neighbours: need one list of neighbours per query image, got {rows} queries "
+            f"and {len(neighbour_images)} lists"
+        )
+    cols = 1 + max(len(n) for n in neighbour_images)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows), squeeze=False)
+    for r in range(rows):
+        row_images = [query_images[r], *neighbour_images[r]]
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(row_images):
+                ax.axis("off")
+                continue
+            ax.imshow(row_images[c], interpolation="nearest")
+            if captions is not None and c < len(captions[r]):
+                ax.set_xlabel(captions[r][c], fontsize=7)
+            if c == 0:
+                ax.set_ylabel("query", fontsize=8)
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("tab:red")
+                    spine.set_linewidth(2)
+        if r == 0:
+            axes[0][0].set_title("query", fontsize=8)
+            for c in range(1, cols):
+                axes[0][c].set_title(f"#{c}", fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, out)
