@@ -23,6 +23,7 @@ from .backend import Device, to_numpy
 from .checkpoint import load_checkpoint, unpack
 from .data import BatchLoader, Dataset, Stats, eval_transform, load_dataset, ten_crop
 from .models import model_from_config
+from .viz import plot_confusion
 
 __all__ = ["topk_correct", "evaluate_model", "load_model", "main"]
 
@@ -42,10 +43,14 @@ def evaluate_model(
     batch_size: int = 128,
     ten_crops: bool = False,
     progress: bool = True,
-) -> dict[str, float]:
+    keep_predictions: bool = False,
+) -> dict[str, Any]:
     """Loss and top-1/top-5 error (fractions) of ``model`` on ``dataset``, in order, no dropout.
 
     With ``ten_crops`` the softmax outputs of the ten patches are averaged per image.
+    With ``keep_predictions`` the result also holds ``"predictions"``: the most probable
+    class of every example, in the dataset's order (int64 array), e.g. for
+    :func:`minialexnet.viz.plot_confusion`.
     """
     crop = model.input_size
     if ten_crops:
@@ -58,7 +63,7 @@ def evaluate_model(
             return eval_transform(images, stats=stats, crop=crop)
 
     loader = BatchLoader(dataset, batch_size, transform, shuffle=False)
-    loss_sum, top1, top5, seen = 0.0, 0, 0, 0
+    loss_sum, top1, top5, seen, predictions = 0.0, 0, 0, 0, []
     bar = tqdm(
         loader,
         desc="evaluate" + (" (ten-crop)" if ten_crops else ""),
@@ -73,14 +78,19 @@ def evaluate_model(
         top1 += topk_correct(probs, y, 1)
         top5 += topk_correct(probs, y, 5)
         seen += len(y)
+        if keep_predictions:
+            predictions.append(probs.argmax(axis=1))
     if seen == 0:
         raise ValueError(f"evaluate: the dataset {dataset.name!r} has no examples")
-    return {
+    result: dict[str, Any] = {
         "loss": loss_sum / seen,
         "top1_err": 1 - top1 / seen,
         "top5_err": 1 - top5 / seen,
         "examples": seen,
     }
+    if keep_predictions:
+        result["predictions"] = np.concatenate(predictions).astype(np.int64)
+    return result
 
 
 def load_model(path: str | Path, devices: list[Device] | None = None) -> tuple[Any, Stats, dict]:
@@ -111,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto", help="auto | cpu | gpu | gpu:N")
     parser.add_argument("--json", help="write the result here (default: next to the checkpoint)")
+    parser.add_argument(
+        "--confusion", metavar="PNG", help="also draw the confusion matrix to this picture"
+    )
     args = parser.parse_args(argv)
     size: int | None = None
     if args.size not in (None, "all"):
@@ -133,8 +146,24 @@ def main(argv: list[str] | None = None) -> int:
         seed=run.get("seed", 0),
     )
     result = evaluate_model(
-        model, dataset, stats, batch_size=args.batch_size, ten_crops=args.ten_crop
+        model,
+        dataset,
+        stats,
+        batch_size=args.batch_size,
+        ten_crops=args.ten_crop,
+        keep_predictions=bool(args.confusion),
     )
+    if args.confusion:
+        predictions = result.pop("predictions")
+        crops = "ten-crop" if args.ten_crop else "centre crop"
+        plot_confusion(
+            dataset.labels,
+            predictions,
+            dataset.classes,
+            args.confusion,
+            title=f"{spec} {args.split} ({crops}): top-1 error {100 * result['top1_err']:.1f}%",
+        )
+        print(f"wrote {args.confusion}")
     result.update(
         checkpoint=str(args.checkpoint),
         dataset=spec,

@@ -201,6 +201,9 @@ def test_evaluate_and_predict_on_a_trained_checkpoint(tmp_path, capsys):
     assert 0 <= result["top5_err"] <= result["top1_err"] <= 1
     evaluate.main([str(out / "best.npz"), "--size", "32", "--json", str(tmp_path / "e32.json")])
     assert json.loads((tmp_path / "e32.json").read_text())["examples"] == 32
+    cm = tmp_path / "cm.png"
+    assert evaluate.main([str(out / "best.npz"), "--confusion", str(cm)]) == 0
+    assert Image.open(cm).format == "PNG"
     with pytest.raises(SystemExit):
         evaluate.main([str(out / "best.npz"), "--size", "many"])
     img = np.zeros((48, 64, 3), np.uint8)
