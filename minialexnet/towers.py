@@ -372,18 +372,22 @@ class TwoTowerNet:
             raise ValueError(f"TwoTowerNet: parameter names must be unique, got {names}")
 
     # -- computation ------------------------------------------------------------------------
+    def _check_images(self, x: Any, method: str) -> None:
+        """Refuse anything but a batch of images (N, 3, S, S) at this model's input size."""
+        s = self.input_size
+        if getattr(x, "ndim", None) != 4 or tuple(x.shape[1:]) != (3, s, s):
+            got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+            raise ValueError(
+                f"TwoTowerNet.{method}: x must be images of shape (N, 3, {s}, {s}), got {got}"
+            )
+
     def forward(self, x: Any, train: bool = True) -> Any:
         """Logits ``(N, num_classes)`` on ``devices[0]`` for images ``x`` (N, 3, S, S).
 
         ``x`` may be a host (NumPy) array; it is cast to the model's dtype and moved
         to each tower's device. ``train`` switches dropout on (True) or off.
         """
-        s = self.input_size
-        if getattr(x, "ndim", None) != 4 or tuple(x.shape[1:]) != (3, s, s):
-            got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
-            raise ValueError(
-                f"TwoTowerNet.forward: x must be images of shape (N, 3, {s}, {s}), got {got}"
-            )
+        self._check_images(x, "forward")
         for _, stage in self.stages:
             x = stage.forward(x, train=train)
         return x
@@ -402,12 +406,7 @@ class TwoTowerNet:
         if stage not in names or stage == "input" or stage.startswith("to_"):
             layers = [n for n in names if n != "input" and not n.startswith("to_")]
             raise ValueError(f"TwoTowerNet.features: stage must be one of {layers}, got {stage!r}")
-        s = self.input_size
-        if getattr(x, "ndim", None) != 4 or tuple(x.shape[1:]) != (3, s, s):
-            got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
-            raise ValueError(
-                f"TwoTowerNet.features: x must be images of shape (N, 3, {s}, {s}), got {got}"
-            )
+        self._check_images(x, "features")
         for name, stage_fn in self.stages:
             x = stage_fn.forward(x, train=False)
             if name == stage:

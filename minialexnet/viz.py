@@ -17,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
+from .backend import to_numpy  # noqa: E402
+
 __all__ = [
     "read_metrics",
     "plot_curves",
@@ -122,8 +124,6 @@ def filter_grid(w: Any, columns: int = 8, gap: int = 1) -> np.ndarray:
     drawn mid-grey. Returns a float array (rows * (KH + gap) - gap, columns * (KW + gap)
     - gap, 3) with white gaps.
     """
-    from .backend import to_numpy  # noqa: PLC0415  (viz needs no array backend otherwise)
-
     w = np.asarray(to_numpy(w), dtype=np.float64)
     if w.ndim != 4 or w.shape[1] != 3:
         raise ValueError(
@@ -233,8 +233,6 @@ def nearest_neighbours(query: Any, database: Any, k: int = 6) -> np.ndarray:
     product). query (Q, D), database (M, D) -> int array (Q, k), nearest first; ties
     keep the lower index.
     """
-    from .backend import to_numpy  # noqa: PLC0415
-
     q = np.asarray(to_numpy(query), dtype=np.float64)
     d = np.asarray(to_numpy(database), dtype=np.float64)
     if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
