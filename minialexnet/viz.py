@@ -1,7 +1,9 @@
 """Pictures: training curves, top-five panels, conv1 filters per tower, a confusion matrix.
 
-Every function saves a PNG with a title and labelled axes, using matplotlib's
-non-interactive "Agg" backend, so it works on a server or in CI with no screen.
+Every function saves a PNG with a title and labelled axes and returns its path.
+Figures are made with matplotlib's object API (``Figure``, no pyplot), so they
+work on a server or in CI with no screen, from threads, and inside a notebook
+without touching its backend: show one there with ``IPython.display.Image(path)``.
 """
 
 from __future__ import annotations
@@ -11,13 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
-
-from .backend import to_numpy  # noqa: E402
+from .backend import to_numpy
 
 __all__ = [
     "read_metrics",
@@ -33,10 +32,9 @@ __all__ = [
 
 
 def _save(fig: Any, out: Path) -> Path:
-    """Save ``fig`` as a PNG at ``out`` atomically (temporary name, then rename); close it."""
+    """Save ``fig`` as a PNG at ``out`` atomically (temporary name, then rename)."""
     tmp = out.with_name(out.name + ".tmp.png")
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     tmp.replace(out)  # never leave a half-written picture under the final name
     return out
 
@@ -55,7 +53,8 @@ def plot_curves(records: Sequence[dict[str, Any]], out: str | Path, title: str =
     """
     out = Path(out)
     epochs = [r["epoch"] for r in records]
-    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax_loss, ax_err = fig.subplots(1, 2)
     ax_loss.plot(epochs, [r["train_loss"] for r in records], "o-", label="train loss")
     if any("val_loss" in r for r in records):
         ax_loss.plot(epochs, [r.get("val_loss") for r in records], "s-", label="val loss")
@@ -96,9 +95,8 @@ def plot_top5(
     """
     out = Path(out)
     n = len(images)
-    fig, axes = plt.subplots(
-        n, 2, figsize=(8, 2.6 * n), squeeze=False, gridspec_kw={"width_ratios": [1, 1.6]}
-    )
+    fig = Figure(figsize=(8, 2.6 * n))
+    axes = fig.subplots(n, 2, squeeze=False, gridspec_kw={"width_ratios": [1, 1.6]})
     for row, (img, name, preds) in enumerate(zip(images, names, top5, strict=True)):
         ax_img, ax_bar = axes[row]
         ax_img.imshow(img)
@@ -160,7 +158,8 @@ def plot_filters(
     if not weights:
         raise ValueError("plot_filters: give at least one tower's weights")
     grids = {name: filter_grid(w, columns) for name, w in weights.items()}
-    fig, axes = plt.subplots(1, len(grids), figsize=(4.5 * len(grids), 4.2), squeeze=False)
+    fig = Figure(figsize=(4.5 * len(grids), 4.2))
+    axes = fig.subplots(1, len(grids), squeeze=False)
     for ax, (name, grid) in zip(axes[0], grids.items(), strict=True):
         ax.imshow(grid, interpolation="nearest")
         ax.set_title(f"{name}: {len(weights[name])} kernels")
@@ -208,7 +207,8 @@ def plot_confusion(
     per_row = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     error = 1 - np.trace(counts) / max(counts.sum(), 1)
     size = max(4.0, 0.55 * len(classes) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
     image = ax.imshow(100 * per_row, cmap="Blues", vmin=0, vmax=100)
     fig.colorbar(image, ax=ax, label="% of the true class")
     ticks = range(len(classes))
@@ -266,7 +266,8 @@ def plot_neighbours(
             f"and {len(neighbour_images)} lists"
         )
     cols = 1 + max(len(n) for n in neighbour_images)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows), squeeze=False)
+    fig = Figure(figsize=(1.6 * cols, 1.7 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for r in range(rows):
         row_images = [query_images[r], *neighbour_images[r]]
         for c, ax in enumerate(axes[r]):
