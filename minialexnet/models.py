@@ -32,6 +32,14 @@ Initialisation [5]:
               1/sqrt(fan_in)), fan_in = inputs of one neuron of that tower's layer
               (C_in * KH * KW, or in_features). The paper's init leaves the 32x32 net
               at chance on CIFAR-10 for epochs (paper.md, "Learning"); this one learns.
+Variants, for the paper's ablations (``python -m minialexnet.experiments``), each
+a keyword of :func:`alexnet` / :func:`alexnet_cifar` recorded in ``config`` when not
+the default: ``activation="tanh"`` (ReLU everywhere otherwise [3.1]),
+``lrn=False`` (no response normalization [3.3]), ``pool=(2, 2)`` (non-overlapping
+pooling; the paper's is (3, 2) [3.4]), ``towers=1`` (one tower with half the
+kernels in conv1-conv4 and the full conv5/fc6/fc7, the paper's one-GPU net [3.2]).
+:func:`cnn4` is the "four-layer CNN" of the paper's CIFAR-10 remarks [3.1, 3.3].
+
 Weights are drawn on the host from ``np.random.default_rng(seed)`` in the order
 of ``model.parameters()`` (w then b of a.conv1, a.conv2, b.conv1, b.conv2, a.conv3,
 ...) and then moved to their device, so a seed gives the same network on any devices.
@@ -45,12 +53,68 @@ from typing import Any
 import numpy as np
 
 from .backend import Device
-from .layers import LRN, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from .layers import LRN, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential, Tanh
 from .towers import Broadcast, Exchange, Gather, OnDevice, Towers, TwoTowerNet
 
-__all__ = ["alexnet", "alexnet_cifar", "model_from_config", "Spec", "ALEXNET", "ALEXNET_CIFAR"]
+__all__ = [
+    "alexnet",
+    "alexnet_cifar",
+    "cnn4",
+    "model_from_config",
+    "Spec",
+    "Variant",
+    "ALEXNET",
+    "ALEXNET_CIFAR",
+]
 
 INITS = ("paper", "scaled")
+ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What the paper's ablations change; the defaults are the paper's network.
+
+    activation: "relu" [3.1] or "tanh"; lrn: response normalization after conv1/conv2
+    [3.3]; pool: (window, stride) of every max pooling, (3, 2) overlapping [3.4] or
+    (2, 2); towers: 2 [3.2], or 1 (one tower, half the kernels in conv1-conv4).
+    """
+
+    activation: str = "relu"
+    lrn: bool = True
+    pool: tuple[int, int] = (3, 2)
+    towers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
+            )
+        if not isinstance(self.lrn, bool):
+            raise ValueError(f"lrn must be True or False, got {self.lrn!r}")
+        pool = tuple(self.pool)
+        if len(pool) != 2 or not all(isinstance(v, int) and v >= 1 for v in pool):
+            raise ValueError(f"pool must be (window, stride) of positive ints, got {self.pool!r}")
+        object.__setattr__(self, "pool", pool)
+        if self.towers not in (1, 2):
+            raise ValueError(f"towers must be 1 or 2, got {self.towers!r}")
+
+    def changes(self) -> dict[str, Any]:
+        """The fields that differ from the paper's network, JSON-able (for ``config``)."""
+        default = Variant()
+        out: dict[str, Any] = {}
+        for name in ("activation", "lrn", "pool", "towers"):
+            value = getattr(self, name)
+            if value != getattr(default, name):
+                out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Variant:
+        kw = {k: config[k] for k in ("activation", "lrn", "pool", "towers") if k in config}
+        if "pool" in kw:
+            kw["pool"] = tuple(kw["pool"])
+        return cls(**kw)
 
 
 @dataclass(frozen=True)
@@ -100,27 +164,61 @@ class _LayerMaker:
         return layer
 
 
-def _alexnet(
-    spec: Spec, num_classes: int, devices: Any, seed: int, init: str, dtype: Any
-) -> TwoTowerNet:
-    """The paper's network [3.5] with the per-tower sizes of ``spec``: the whole table."""
-    devices = _devices(devices)
-    towers_on = [devices[0], devices[-1]]  # tower a, tower b (the same device when only one)
-    if init not in INITS:
-        raise ValueError(f"{spec.arch}: init must be one of {INITS}, got {init!r}")
+def _pooled(size: int, pool: tuple[int, int]) -> int:
+    """Spatial size after one max pooling of (window, stride) with no padding."""
+    window, stride = pool
+    return (size - window) // stride + 1
+
+
+def _check_num_classes(arch: str, num_classes: Any) -> None:
     if (
         isinstance(num_classes, bool)
         or not isinstance(num_classes, (int, np.integer))
         or num_classes < 1
     ):
-        raise ValueError(f"{spec.arch}: num_classes must be a positive int, got {num_classes!r}")
+        raise ValueError(f"{arch}: num_classes must be a positive int, got {num_classes!r}")
+
+
+def _alexnet(
+    spec: Spec,
+    num_classes: int,
+    devices: Any,
+    seed: int,
+    init: str,
+    dtype: Any,
+    variant: Variant = Variant(),  # noqa: B008 -- frozen, so one shared default is safe
+) -> TwoTowerNet:
+    """The paper's network [3.5] with the per-tower sizes of ``spec``: the whole table."""
+    devices = _devices(devices)
+    if init not in INITS:
+        raise ValueError(f"{spec.arch}: init must be one of {INITS}, got {init!r}")
+    _check_num_classes(spec.arch, num_classes)
+    # tower a, tower b (the same device when only one); the one-tower variant: tower a only
+    towers_on = [devices[0], devices[-1]][: variant.towers]
+    n = variant.towers
     rng = np.random.default_rng(seed)
     c1, k1, s1, p1 = spec.conv1
     c2, c3, c4, c5 = spec.maps
-    fc, flat = spec.fc, 2 * c5 * spec.pool5**2  # fc6 sees both towers' pool5 maps
+    # the one-GPU net keeps the two-GPU net's conv5 and fc sizes (paper footnote to [3.2])
+    c5, fc = c5 * 2 // n, spec.fc * 2 // n
+    size = (spec.input_size + 2 * p1 - k1) // s1 + 1  # conv1's maps
+    for _ in range(3):  # pool1, pool2, pool5 (conv2-conv5 keep the size)
+        size = _pooled(size, variant.pool)
+    flat = n * c5 * size**2  # fc6 sees every tower's pool5 maps
+    if variant.pool == (3, 2) and size != spec.pool5:
+        raise AssertionError(f"{spec.arch}: pool5 is {size}x{size}, the table says {spec.pool5}")
 
-    def norm() -> LRN:
-        return LRN(n=5, k=2.0, alpha=1e-4, beta=0.75)  # [3.3]
+    def act() -> Any:
+        return ACTIVATIONS[variant.activation]()
+
+    def norm() -> list[tuple[str, Any]]:
+        return [("norm", LRN(n=5, k=2.0, alpha=1e-4, beta=0.75))] if variant.lrn else []  # [3.3]
+
+    def pool() -> MaxPool2d:
+        return MaxPool2d(*variant.pool)  # overlapping (3, 2) [3.4]
+
+    def named(layers: list[tuple[str, Any]], number: int) -> list[tuple[str, Any]]:
+        return [(f"{kind}{number}", layer) for kind, layer in layers]
 
     def towers(build: Any) -> Towers:
         return Towers([build(_LayerMaker(rng, init, dtype, d)) for d in towers_on], towers_on)
@@ -128,45 +226,41 @@ def _alexnet(
     # Per tower. "own": sees only its own tower's maps; "both": after an Exchange.
     def conv1_2(make: _LayerMaker) -> Sequential:
         return Sequential([
-            ("conv1", make.conv(3, c1, k1, s1, p1, bias=0.0)),     # the whole image
-            ("relu1", ReLU()),
-            ("norm1", norm()),
-            ("pool1", MaxPool2d(3, 2)),                            # overlapping pooling [3.4]
-            ("conv2", make.conv(c1, c2, 5, 1, 2, bias=1.0)),       # own
-            ("relu2", ReLU()),
-            ("norm2", norm()),
-            ("pool2", MaxPool2d(3, 2)),
+            *named([("conv", make.conv(3, c1, k1, s1, p1, bias=0.0)),  # the whole image
+                    (variant.activation, act()), *norm(), ("pool", pool())], 1),
+            *named([("conv", make.conv(c1, c2, 5, 1, 2, bias=1.0)),    # own
+                    (variant.activation, act()), *norm(), ("pool", pool())], 2),
         ])  # fmt: skip
 
     def conv3_5(make: _LayerMaker) -> Sequential:
         return Sequential([
-            ("conv3", make.conv(2 * c2, c3, 3, 1, 1, bias=0.0)),   # both
-            ("relu3", ReLU()),
+            ("conv3", make.conv(n * c2, c3, 3, 1, 1, bias=0.0)),   # both
+            (f"{variant.activation}3", act()),
             ("conv4", make.conv(c3, c4, 3, 1, 1, bias=1.0)),       # own
-            ("relu4", ReLU()),
+            (f"{variant.activation}4", act()),
             ("conv5", make.conv(c4, c5, 3, 1, 1, bias=1.0)),       # own
-            ("relu5", ReLU()),
-            ("pool5", MaxPool2d(3, 2)),
+            (f"{variant.activation}5", act()),
+            ("pool5", pool()),
             ("flatten", Flatten()),
         ])  # fmt: skip
 
     def fc6(make: _LayerMaker) -> Sequential:
         return Sequential([
             ("fc6", make.fc(flat, fc, bias=1.0)),                  # both
-            ("relu6", ReLU()),
+            (f"{variant.activation}6", act()),
             ("drop6", Dropout(0.5)),                               # [4.2]
         ])  # fmt: skip
 
     def fc7(make: _LayerMaker) -> Sequential:
         return Sequential([
-            ("fc7", make.fc(2 * fc, fc, bias=1.0)),                # both
-            ("relu7", ReLU()),
+            ("fc7", make.fc(n * fc, fc, bias=1.0)),                # both
+            (f"{variant.activation}7", act()),
             ("drop7", Dropout(0.5)),
         ])  # fmt: skip
 
     def fc8(make: _LayerMaker) -> Sequential:  # one layer, on devices[0]
         return Sequential([
-            ("fc8", make.fc(2 * fc, num_classes, bias=0.0)),       # both (Gather); softmax: loss
+            ("fc8", make.fc(n * fc, num_classes, bias=0.0)),       # both (Gather); softmax: loss
         ])  # fmt: skip
 
     stages = [
@@ -188,6 +282,7 @@ def _alexnet(
         "input_size": spec.input_size,
         "init": init,
         "dtype": np.dtype(dtype).name,
+        **variant.changes(),
     }
     notes = []
     if spec.input_size == 227:
@@ -222,6 +317,10 @@ def alexnet(
     init: str = "paper",
     *,
     dtype: Any = "float32",
+    activation: str = "relu",
+    lrn: bool = True,
+    pool: tuple[int, int] = (3, 2),
+    towers: int = 2,
 ) -> TwoTowerNet:
     """The paper's AlexNet on 227x227x3 images: 60,965,224 parameters for 1000 classes.
 
@@ -234,11 +333,14 @@ def alexnet(
         init: "paper" (N(0, 0.01^2), biases 1 in conv2/4/5, fc6/7) or "scaled"
             (U(-1/sqrt(fan_in), 1/sqrt(fan_in))); see the module docstring.
         dtype: "float32" (training) or "float64" (gradient checks).
+        activation, lrn, pool, towers: the paper's ablations (:class:`Variant`); the
+            defaults are the paper's network.
 
     Returns:
         a :class:`~minialexnet.towers.TwoTowerNet`; ``forward(x)`` takes (N, 3, 227, 227).
     """
-    return _alexnet(ALEXNET, num_classes, devices, seed, init, dtype)
+    variant = Variant(activation, lrn, pool, towers)
+    return _alexnet(ALEXNET, num_classes, devices, seed, init, dtype, variant)
 
 
 def alexnet_cifar(
@@ -248,6 +350,10 @@ def alexnet_cifar(
     init: str = "paper",
     *,
     dtype: Any = "float32",
+    activation: str = "relu",
+    lrn: bool = True,
+    pool: tuple[int, int] = (3, 2),
+    towers: int = 2,
 ) -> TwoTowerNet:
     """AlexNet's topology for 32x32x3 images (CIFAR-10): 2,846,090 parameters for 10 classes.
 
@@ -255,14 +361,93 @@ def alexnet_cifar(
     conv4 96, conv5 64 (3x3 p1, -> pool 3), fc6 512 (1152 in), fc7 512 (1024 in); fc8
     1024 -> num_classes. Same arguments as :func:`alexnet`; input (N, 3, 32, 32).
     """
-    return _alexnet(ALEXNET_CIFAR, num_classes, devices, seed, init, dtype)
+    variant = Variant(activation, lrn, pool, towers)
+    return _alexnet(ALEXNET_CIFAR, num_classes, devices, seed, init, dtype, variant)
+
+
+def cnn4(
+    num_classes: int = 10,
+    devices: Any = None,
+    seed: int = 0,
+    init: str = "scaled",
+    *,
+    dtype: Any = "float32",
+    activation: str = "relu",
+    lrn: bool = True,
+    pool: tuple[int, int] = (3, 2),
+) -> TwoTowerNet:
+    """The "four-layer CNN" of the paper's CIFAR-10 remarks [3.1, Figure 1; 3.3]: 32x32x3 input.
+
+    Three convolutions and one fully connected layer, in the layout of cuda-convnet's
+    CIFAR-10 net that the paper's authors used for those remarks, on one device:
+
+        conv1 32 5x5 p2 -> act -> pool -> LRN     32 -> 15
+        conv2 32 5x5 p2 -> act -> pool -> LRN     15 -> 7
+        conv3 64 5x5 p2 -> act -> pool            7 -> 3
+        fc    576 -> num_classes (softmax in the loss)
+
+    85,098 parameters for 10 classes. ``activation``, ``lrn`` and ``pool`` as in
+    :class:`Variant` (pool (2, 2) gives 32 -> 16 -> 8 -> 4 and fc 1024 -> classes). No
+    dropout. ``devices``: one device (a list of one, or its name); ``init`` defaults to
+    "scaled" (see the module docstring). The result is a :class:`TwoTowerNet` with one
+    tower ("a"), so training, checkpoints and evaluation treat it like AlexNet.
+    """
+    devices = _devices(devices)
+    if len(devices) != 1:
+        raise ValueError(f"cnn4: runs on one device, got {[d.name for d in devices]}")
+    if init not in INITS:
+        raise ValueError(f"cnn4: init must be one of {INITS}, got {init!r}")
+    _check_num_classes("cnn4", num_classes)
+    variant = Variant(activation, lrn, pool, towers=1)
+    device = devices[0]
+    make = _LayerMaker(np.random.default_rng(seed), init, dtype, device)
+    size = 32
+    for _ in range(3):
+        size = _pooled(size, variant.pool)
+    layers: list[tuple[str, Any]] = []
+    for i, (c_in, c_out) in enumerate([(3, 32), (32, 32), (32, 64)], start=1):
+        layers += [(f"conv{i}", make.conv(c_in, c_out, 5, 1, 2, bias=0.0)),
+                   (f"{variant.activation}{i}", ACTIVATIONS[variant.activation]()),
+                   (f"pool{i}", MaxPool2d(*variant.pool))]  # fmt: skip
+        if variant.lrn and i < 3:
+            layers.append((f"norm{i}", LRN(n=5, k=2.0, alpha=1e-4, beta=0.75)))
+    layers.append(("flatten", Flatten()))
+    head = Sequential([("fc", make.fc(64 * size**2, num_classes, bias=0.0))])
+    stages = [
+        ("input", Broadcast([device], dtype)),
+        ("conv1-3", Towers([Sequential(layers)], [device])),
+        ("to_fc", Gather([device])),
+        ("fc", OnDevice(head, device)),
+    ]
+    config = {
+        "arch": "cnn4",
+        "num_classes": int(num_classes),
+        "input_size": 32,
+        "init": init,
+        "dtype": np.dtype(dtype).name,
+        **{k: v for k, v in variant.changes().items() if k != "towers"},
+    }
+    return TwoTowerNet(stages, devices=devices, input_size=32, dtype=dtype, config=config)
+
+
+ARCHS = {"alexnet": alexnet, "alexnet-cifar": alexnet_cifar, "cnn4": cnn4}
 
 
 def model_from_config(config: dict[str, Any], devices: Any = None, seed: int = 0) -> TwoTowerNet:
     """Rebuild a model from its ``config`` (e.g. a checkpoint's), with fresh weights."""
-    build = {"alexnet": alexnet, "alexnet-cifar": alexnet_cifar}
     arch = config.get("arch")
-    if arch not in build:
-        raise ValueError(f"model_from_config: unknown arch {arch!r}; expected one of {list(build)}")
-    return build[arch](config["num_classes"], devices, seed, config.get("init", "paper"),
-                       dtype=config.get("dtype", "float32"))  # fmt: skip
+    if arch not in ARCHS:
+        raise ValueError(f"model_from_config: unknown arch {arch!r}; expected one of {list(ARCHS)}")
+    variant = Variant.from_config(config)
+    kwargs: dict[str, Any] = {
+        "dtype": config.get("dtype", "float32"),
+        "activation": variant.activation,
+        "lrn": variant.lrn,
+        "pool": variant.pool,
+    }
+    if arch != "cnn4":
+        kwargs["towers"] = variant.towers
+    default_init = "scaled" if arch == "cnn4" else "paper"
+    return ARCHS[arch](
+        config["num_classes"], devices, seed, config.get("init", default_init), **kwargs
+    )

@@ -42,7 +42,7 @@ from .backend import Device, reuse_freed_memory, to_numpy
 from .checkpoint import check_config, load_checkpoint, pack, save_checkpoint, unpack
 from .data import BatchLoader, Stats, dataset_statistics, load_dataset, train_transform
 from .evaluate import evaluate_model, load_model, topk_correct
-from .models import model_from_config
+from .models import Variant, model_from_config
 from .optim import SGD, LinearSchedule, PlateauSchedule, StepSchedule
 from .viz import plot_curves, read_metrics
 
@@ -118,7 +118,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="GPU numbers, e.g. 0,1: tower A on the first, tower B on the "
         "second; one number puts both towers on that GPU (overrides --device)",
     )
-    p.add_argument("--model", default="alexnet-cifar", choices=["alexnet", "alexnet-cifar"])
+    p.add_argument(
+        "--model",
+        default="alexnet-cifar",
+        choices=["alexnet", "alexnet-cifar", "cnn4"],
+        help="alexnet: the paper's (227x227); alexnet-cifar: its topology for 32x32; cnn4: the "
+        "paper's four-layer CIFAR-10 net (one device)",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one thing of the model, for the paper's ablations (repeatable): "
+        "activation=tanh, lrn=off, pool=2/2 (window/stride), towers=1",
+    )
     p.add_argument("--dataset", default="shapes", help="shapes | cifar10 | folder:PATH")
     p.add_argument("--data-dir", help="where CIFAR-10 is (archive or extracted folder)")
     p.add_argument(
@@ -171,12 +185,52 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["skip", "stop"],
         help="unreadable images in a folder: skip (and report) or stop",
     )
+    p.add_argument(
+        "--no-augment",
+        action="store_true",
+        help="train on the plain images (mean subtracted; no crops, flips or PCA colour)",
+    )
     p.add_argument("--no-ten-crop", action="store_true", help="skip the final ten-crop test")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.batch_size < 1 or args.lr <= 0:
         p.error("--batch-size must be >= 1 and --lr > 0")
+    try:
+        args.variant = parse_variant(args.variant)
+    except ValueError as exc:
+        p.error(f"--variant: {exc}")
     return args
+
+
+def parse_variant(items: list[str]) -> dict[str, Any]:
+    """``["activation=tanh", "pool=2/2"]`` -> ``{"activation": "tanh", "pool": (2, 2)}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip().lower()
+        if not sep or not value:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        if key == "activation":
+            out[key] = value
+        elif key == "lrn":
+            if value not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
+                raise ValueError(f"lrn=on or lrn=off, got {item!r}")
+            out[key] = value in ("on", "true", "yes", "1")
+        elif key == "pool":
+            parts = value.replace(",", "/").split("/")
+            if len(parts) != 2 or not all(p.isdigit() for p in parts):
+                raise ValueError(f"pool=WINDOW/STRIDE such as pool=2/2, got {item!r}")
+            out[key] = (int(parts[0]), int(parts[1]))
+        elif key == "towers":
+            if not value.isdigit():
+                raise ValueError(f"towers=1 or towers=2, got {item!r}")
+            out[key] = int(value)
+        else:
+            raise ValueError(
+                f"unknown key {key!r} in {item!r}; keys: activation, lrn, pool, towers"
+            )
+    Variant(**out)  # the same checks as the model's (e.g. activation=sigmoid is refused)
+    return out
 
 
 def choose_devices(args: argparse.Namespace) -> list[Device]:
@@ -218,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "batch_size": args.batch_size,
         "epochs": epochs,
+        "augment": not args.no_augment,
     }
 
     print(
@@ -236,11 +291,22 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(train_set.classes)} classes"
     )
 
-    model = model_from_config(
-        {"arch": args.model, "num_classes": len(train_set.classes), "init": args.init},
-        devices=devices,
-        seed=args.seed,
-    )
+    if args.model == "cnn4" and "towers" in args.variant:
+        print(
+            "minialexnet.train: cnn4 has one tower; --variant towers=... is for alexnet",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        model = model_from_config(
+            {"arch": args.model, "num_classes": len(train_set.classes), "init": args.init,
+             **Variant(**args.variant).changes()},
+            devices=devices,
+            seed=args.seed,
+        )  # fmt: skip
+    except ValueError as exc:  # e.g. cnn4 on two GPUs
+        print(f"minialexnet.train: {exc}", file=sys.stderr)
+        return 2
     optimizer = SGD(
         model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
     )
@@ -279,9 +345,12 @@ def main(argv: list[str] | None = None) -> int:
         (out / "metrics.jsonl").write_text("")
         check_first_loss(model, train_set, stats, args)
 
-    pad = 4 if args.model == "alexnet-cifar" else 0  # 32 crops from 40 (padded); 227 from 256
+    pad = 4 if input_size == 32 else 0  # 32 crops from 40 (padded); 227 from 256
 
     def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if args.no_augment:  # the centre (all of a 32x32 image), mean subtracted
+            return train_transform(images, rng, stats=stats, crop=input_size, pad=0, flip=False,
+                                   pca_std=0.0)  # fmt: skip
         return train_transform(images, rng, stats=stats, crop=input_size, pad=pad)
 
     def save(path: Path) -> None:

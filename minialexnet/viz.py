@@ -21,6 +21,7 @@ from .backend import to_numpy
 __all__ = [
     "read_metrics",
     "plot_curves",
+    "plot_comparison",
     "plot_top5",
     "filter_grid",
     "plot_filters",
@@ -78,6 +79,49 @@ def plot_curves(records: Sequence[dict[str, Any]], out: str | Path, title: str =
         if epochs:
             ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
     fig.suptitle(title or "Training curves")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def plot_comparison(
+    runs: dict[str, Sequence[dict[str, Any]]],
+    out: str | Path,
+    *,
+    keys: Sequence[str] = ("train_top1_err", "val_top1_err"),
+    title: str = "",
+    threshold: float | None = None,
+) -> Path:
+    """Error against epochs for several runs on shared axes (the paper's Figure 1 style).
+
+    ``runs`` maps a label to that run's metrics.jsonl records; one panel per key in
+    ``keys`` (e.g. training and validation top-1 error), one line per run. An epoch
+    cut short by a time limit is drawn at its fraction (``epoch - 1 + epoch_fraction``).
+    ``threshold`` (a fraction) draws a dashed horizontal line, e.g. 0.25 for the
+    paper's "25% training error".
+    """
+    out = Path(out)
+    if not runs:
+        raise ValueError("plot_comparison: give at least one run")
+    names = {
+        "train_top1_err": "training error (top-1)",
+        "val_top1_err": "test error (top-1)",
+        "val_top5_err": "test error (top-5)",
+    }
+    fig = Figure(figsize=(5.5 * len(keys), 4))
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    styles = ["o-", "s--", "^-.", "d:"]
+    for ax, key in zip(axes, keys, strict=True):
+        for i, (label, records) in enumerate(runs.items()):
+            x = [r["epoch"] - 1 + r.get("epoch_fraction", 1.0) for r in records]
+            ax.plot(x, [100 * r[key] for r in records], styles[i % len(styles)], label=label)
+        if threshold is not None:
+            ax.axhline(100 * threshold, color="grey", ls=":", lw=1)
+        ax.set_xlabel("epochs")
+        ax.set_ylabel(f"{names.get(key, key)} (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title or "Comparison")
     fig.tight_layout()
     return _save(fig, out)
 

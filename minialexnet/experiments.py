@@ -1,0 +1,349 @@
+"""``python -m minialexnet.experiments NAME``: the paper's ablations at CIFAR scale.
+
+Each experiment trains a matched pair of networks that differ in one thing, with
+the same data, the same seed, the same options and the same share of the time
+budget, and writes what it measured:
+
+    relu-vs-tanh      [3.1, Figure 1] the four-layer CNN (``cnn4``) with ReLUs against
+                      tanh: training error against epochs; how many times fewer
+                      epochs the ReLU net needs to reach 25% training error
+                      (the paper: six times). As in the paper's figure, no
+                      regularization (no augmentation, no weight decay, no dropout)
+                      and a constant learning rate; 10,000 training images so that
+                      a 10-minute run sees many epochs.
+    lrn               [3.3] ``cnn4`` with and without local response normalization:
+                      test error (the paper: 13% without, 11% with, on CIFAR-10).
+    overlapping-pool  [3.4] ``alexnet-cifar`` with 3x3 windows at stride 2 against
+                      2x2 at stride 2 (the paper, on ImageNet: top-1 -0.4%, top-5 -0.3%).
+    towers            [3.2] ``alexnet-cifar``: two towers against one tower with half
+                      the kernels in conv1-conv4 (the paper, on ImageNet: top-1 -1.7%,
+                      top-5 -1.2%, and the two-GPU net trained slightly faster).
+
+Written to ``--out`` (default ``runs/experiments/NAME``): one training folder per
+network (metrics.jsonl, curves.png, checkpoints), ``results.json``,
+``results.md`` (a table beside the paper's numbers) and ``NAME.png`` (the curves
+of both networks on shared axes).
+
+``--budget MINUTES`` (default 20) bounds the whole experiment: each of the two
+networks trains for at most 45% of it (``--max-minutes`` of the training script,
+whose linear schedule then ends at that time), leaving the rest for loading and
+evaluation. Every other option (``--epochs``, ``--train-size``, ``--lr``,
+``--batch-size``, ...) goes to ``python -m minialexnet.train`` for both networks.
+
+    python -m minialexnet.experiments list
+    python -m minialexnet.experiments relu-vs-tanh --dataset folder:data/cifar10-jpg
+    python -m minialexnet.experiments towers --dataset cifar10 --data-dir data --budget 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import train
+from .checkpoint import load_checkpoint
+from .models import Variant, model_from_config
+from .viz import plot_comparison, read_metrics
+
+__all__ = ["Experiment", "EXPERIMENTS", "epochs_to_reach", "run_experiment", "main"]
+
+TRAIN_TIME_SHARE = 0.45  # of --budget, per network (two networks: 90%; the rest loads and tests)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A matched pair: the same training options, two model variants (label, --variant values)."""
+
+    name: str
+    section: str
+    question: str
+    paper: str
+    model: str
+    runs: tuple[tuple[str, tuple[str, ...]], ...]
+    train_args: tuple[str, ...]
+    panels: tuple[str, ...] = ("train_top1_err", "val_top1_err")
+    threshold: float | None = None  # training error whose epoch is compared (relu-vs-tanh)
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in [
+        Experiment(
+            name="relu-vs-tanh",
+            section="3.1, Figure 1",
+            question="How much faster does a ReLU network reach 25% training error than tanh?",
+            paper="a four-layer CNN on CIFAR-10 reached 25% training error six times faster "
+            "with ReLUs than with tanh units",
+            model="cnn4",
+            runs=(("ReLU", ()), ("tanh", ("activation=tanh",))),
+            train_args=(
+                "--no-augment",
+                "--weight-decay",
+                "0",
+                "--schedule",
+                "step",
+                "--step-every",
+                "1000",
+                "--train-size",
+                "10000",
+                "--val-size",
+                "1000",
+                "--epochs",
+                "100",
+            ),  # fmt: skip
+            panels=("train_top1_err",),
+            threshold=0.25,
+        ),
+        Experiment(
+            name="lrn",
+            section="3.3",
+            question="Does local response normalization lower the test error?",
+            paper="on CIFAR-10 a four-layer CNN had 13% test error without normalization and "
+            "11% with it",
+            model="cnn4",
+            runs=(("with LRN", ()), ("without LRN", ("lrn=off",))),
+            train_args=("--schedule", "linear", "--epochs", "2", "--val-size", "10000"),
+        ),
+        Experiment(
+            name="overlapping-pool",
+            section="3.4",
+            question="Does overlapping pooling (3x3 windows, stride 2) beat 2x2, stride 2?",
+            paper="on ImageNet, overlapping pooling lowered top-1 and top-5 error by 0.4% and "
+            "0.3% against s = z = 2, and nets with it were slightly harder to overfit",
+            model="alexnet-cifar",
+            runs=(("pool 3/2 (overlapping)", ()), ("pool 2/2", ("pool=2/2",))),
+            train_args=(
+                "--schedule",
+                "linear",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "64",
+                "--val-size",
+                "2000",
+            ),  # fmt: skip
+        ),
+        Experiment(
+            name="towers",
+            section="3.2",
+            question="Do two towers beat one tower with half the kernels?",
+            paper="on ImageNet, the two-GPU net had 1.7% lower top-1 and 1.2% lower top-5 "
+            "error than a one-GPU net with half as many kernels in each convolutional layer "
+            "(conv5 and the fully connected layers kept their size), and trained slightly faster",
+            model="alexnet-cifar",
+            runs=(("two towers", ()), ("one tower, half the kernels", ("towers=1",))),
+            train_args=(
+                "--schedule",
+                "linear",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "64",
+                "--val-size",
+                "2000",
+            ),  # fmt: skip
+        ),
+    ]
+}
+
+
+def epochs_to_reach(records: list[dict[str, Any]], threshold: float, key: str = "train_top1_err"):
+    """The (fractional) number of epochs after which ``key`` first fell to ``threshold`` or below.
+
+    Interpolated linearly between the ends of the two epochs around the crossing.
+    Nothing is assumed before the first record, so a first record already at or
+    below the threshold gives its own epoch count. None if it was never reached.
+    """
+    prev_x, prev_y = None, None
+    for r in records:
+        x = r["epoch"] - 1 + r.get("epoch_fraction", 1.0)
+        y = r[key]
+        if y <= threshold:
+            if prev_x is None or prev_y is None or prev_y == y:
+                return x
+            return prev_x + (prev_y - threshold) / (prev_y - y) * (x - prev_x)
+        prev_x, prev_y = x, y
+    return None
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-").replace("--", "-")
+
+
+def _summarise(records: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
+    if not records:
+        return {"epochs": 0.0}
+    last = records[-1]
+    seconds = sum(r["seconds"] for r in records)
+    images = sum(r["images_per_s"] * r["seconds"] for r in records)
+    return {
+        "epochs": last["epoch"] - 1 + last.get("epoch_fraction", 1.0),
+        "train_top1_err": last["train_top1_err"],
+        "val_top1_err": last["val_top1_err"],
+        "val_top5_err": last["val_top5_err"],
+        "best_val_top1_err": min(r["val_top1_err"] for r in records),
+        "train_minutes": seconds / 60,
+        "images_per_s": images / max(seconds, 1e-9),
+        "parameters": model_from_config(config).num_parameters(),
+    }
+
+
+def run_experiment(
+    experiment: Experiment, out: Path, budget_minutes: float, common: list[str]
+) -> dict[str, Any]:
+    """Train the pair (one after the other), then write results.json, results.md and the plot."""
+    out.mkdir(parents=True, exist_ok=True)
+    share = TRAIN_TIME_SHARE * budget_minutes
+    results: dict[str, Any] = {
+        "experiment": experiment.name,
+        "section": experiment.section,
+        "question": experiment.question,
+        "paper": experiment.paper,
+        "model": experiment.model,
+        "budget_minutes": budget_minutes,
+        "train_args": [*experiment.train_args, *common],
+        "runs": {},
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for label, variant in experiment.runs:
+        run_dir = out / _slug(label)
+        argv = [
+            "--model", experiment.model,
+            *[a for v in variant for a in ("--variant", v)],
+            *experiment.train_args,
+            "--no-ten-crop", "--max-minutes", f"{share:g}",
+            *common,
+            "--out", str(run_dir),
+        ]  # fmt: skip
+        print(f"\n== {experiment.name}: {label} ==\npython -m minialexnet.train {' '.join(argv)}")
+        code = train.main(argv)
+        if code not in (0, None):
+            raise SystemExit(f"experiments: training {label!r} failed (exit {code}); see above")
+        records = read_metrics(run_dir / "metrics.jsonl")
+        config = {"arch": experiment.model, "num_classes": _num_classes(run_dir),
+                  **Variant(**train.parse_variant(list(variant))).changes()}  # fmt: skip
+        summary = _summarise(records, config)
+        summary["command"] = "python -m minialexnet.train " + " ".join(argv)
+        if experiment.threshold is not None:
+            summary[f"epochs_to_{round(100 * experiment.threshold)}pct_train_err"] = (
+                epochs_to_reach(records, experiment.threshold)
+            )
+        results["runs"][label] = summary
+        curves[label] = records
+    if experiment.threshold is not None:
+        results["speedup"] = _speedup(results, experiment)
+    plot = plot_comparison(
+        curves,
+        out / f"{experiment.name}.png",
+        keys=experiment.panels,
+        title=f"{experiment.name} [{experiment.section}]: {experiment.model}",
+        threshold=experiment.threshold,
+    )
+    results["plot"] = plot.name
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(to_markdown(results))
+    print(f"\n{to_markdown(results)}\nwrote {out / 'results.json'}, results.md and {plot.name}")
+    return results
+
+
+def _num_classes(run_dir: Path) -> int:
+    """The number of classes the run trained on, from its checkpoint's metadata."""
+    _, meta = load_checkpoint(run_dir / "checkpoint.npz")
+    return int(meta["config"]["num_classes"])
+
+
+def _speedup(results: dict[str, Any], experiment: Experiment) -> dict[str, Any]:
+    """How many times fewer epochs the first network needed to reach the threshold."""
+    key = f"epochs_to_{round(100 * experiment.threshold)}pct_train_err"
+    (a_label, _), (b_label, _) = experiment.runs
+    a, b = results["runs"][a_label], results["runs"][b_label]
+    if a[key] is None:
+        return {"ratio": None, "note": f"{a_label} did not reach the threshold in the budget"}
+    if b[key] is None:
+        return {
+            "ratio": None,
+            "at_least": b["epochs"] / a[key],
+            "note": f"{b_label} did not reach it in {b['epochs']:.1f} epochs: the ratio is at "
+            f"least {b['epochs'] / a[key]:.1f}",
+        }
+    return {"ratio": b[key] / a[key], "note": f"{b[key] / a[key]:.1f} times fewer epochs"}
+
+
+def to_markdown(results: dict[str, Any]) -> str:
+    """The results as a Markdown table with the paper's claim above it."""
+    runs = results["runs"]
+    threshold_key = next((k for r in runs.values() for k in r if k.startswith("epochs_to_")), None)
+    header = ["network", "parameters", "epochs", "train err", "test top-1", "test top-5",
+              "images/s", "minutes"]  # fmt: skip
+    if threshold_key:
+        header.insert(3, "epochs to 25% train err")
+    lines = [
+        f"**{results['experiment']}** [{results['section']}]: {results['question']}",
+        "",
+        f"Paper: {results['paper']}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for label, r in runs.items():
+        if not r.get("epochs"):
+            lines.append(f"| {label} | (no epoch finished) |")
+            continue
+        row = [label, f"{r['parameters']:,}", f"{r['epochs']:.2f}",
+               f"{100 * r['train_top1_err']:.1f}%", f"{100 * r['val_top1_err']:.1f}%",
+               f"{100 * r['val_top5_err']:.1f}%", f"{r['images_per_s']:.0f}",
+               f"{r['train_minutes']:.1f}"]  # fmt: skip
+        if threshold_key:
+            reached = r.get(threshold_key)
+            row.insert(3, "not reached" if reached is None else f"{reached:.2f}")
+        lines.append("| " + " | ".join(row) + " |")
+    if "speedup" in results:
+        lines += ["", f"Speed-up to 25% training error: {results['speedup']['note']}."]
+    lines += [
+        "",
+        f"Model `{results['model']}`, budget {results['budget_minutes']:g} minutes, options "
+        f"`{' '.join(results['train_args'])}`; measured {results['date']}. Test errors are "
+        "those after the last epoch (centre crop), not the best epoch's.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m minialexnet.experiments",
+        description="The paper's ablations at CIFAR scale, as matched pairs of training runs. "
+        "Options not listed here go to python -m minialexnet.train for both networks.",
+    )
+    parser.add_argument("name", choices=[*EXPERIMENTS, "list"], help="which experiment, or list")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=20.0,
+        help="minutes for the whole experiment (each network trains for 45%% of it)",
+    )
+    parser.add_argument("--dataset", default="cifar10", help="cifar10 | folder:PATH | shapes")
+    parser.add_argument("--out", help="output folder (default runs/experiments/NAME)")
+    args, common = parser.parse_known_args(argv)
+    if args.name == "list":
+        for e in EXPERIMENTS.values():
+            print(f"{e.name:17s} [{e.section}] {e.question}\n{'':17s} paper: {e.paper}")
+        return 0
+    if args.budget <= 0:
+        parser.error(f"--budget must be positive minutes, got {args.budget}")
+    for flag in ("--model", "--variant", "--out", "--max-minutes", "--resume"):
+        if any(a == flag or a.startswith(flag + "=") for a in common):
+            parser.error(f"{flag} is set by the experiment itself; leave it out")
+    out = Path(args.out) if args.out else Path("runs") / "experiments" / args.name
+    run_experiment(EXPERIMENTS[args.name], out, args.budget, ["--dataset", args.dataset, *common])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
