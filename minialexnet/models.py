@@ -369,7 +369,7 @@ def cnn4(
     num_classes: int = 10,
     devices: Any = None,
     seed: int = 0,
-    init: str = "scaled",
+    init: str = "paper",
     *,
     dtype: Any = "float32",
     activation: str = "relu",
@@ -388,9 +388,11 @@ def cnn4(
 
     85,098 parameters for 10 classes. ``activation``, ``lrn`` and ``pool`` as in
     :class:`Variant` (pool (2, 2) gives 32 -> 16 -> 8 -> 4 and fc 1024 -> classes). No
-    dropout. ``devices``: one device (a list of one, or its name); ``init`` defaults to
-    "scaled" (see the module docstring). The result is a :class:`TwoTowerNet` with one
-    tower ("a"), so training, checkpoints and evaluation treat it like AlexNet.
+    dropout. ``devices``: one device (a list of one, or its name); ``init`` as for
+    :func:`alexnet` (biases are 0 in every layer here, so "paper" is N(0, 0.01^2) weights:
+    on raw 0-255 pixels its first loss is ln 10 and it learns at lr 0.01). The result is a
+    :class:`TwoTowerNet` with one tower ("a"), so training, checkpoints and evaluation
+    treat it like AlexNet.
     """
     devices = _devices(devices)
     if len(devices) != 1:
@@ -447,7 +449,4 @@ def model_from_config(config: dict[str, Any], devices: Any = None, seed: int = 0
     }
     if arch != "cnn4":
         kwargs["towers"] = variant.towers
-    default_init = "scaled" if arch == "cnn4" else "paper"
-    return ARCHS[arch](
-        config["num_classes"], devices, seed, config.get("init", default_init), **kwargs
-    )
+    return ARCHS[arch](config["num_classes"], devices, seed, config.get("init", "paper"), **kwargs)
