@@ -65,7 +65,7 @@ class Experiment:
     paper: str
     model: str
     runs: tuple[tuple[str, tuple[str, ...]], ...]
-    train_args: tuple[str, ...]
+    train_args: str  # options of python -m minialexnet.train for both networks
     panels: tuple[str, ...] = ("train_top1_err", "val_top1_err")
     threshold: float | None = None  # training error whose epoch is compared (relu-vs-tanh)
 
@@ -82,20 +82,9 @@ EXPERIMENTS: dict[str, Experiment] = {
             model="cnn4",
             runs=(("ReLU", ()), ("tanh", ("activation=tanh",))),
             train_args=(
-                "--no-augment",
-                "--weight-decay",
-                "0",
-                "--schedule",
-                "step",
-                "--step-every",
-                "1000",
-                "--train-size",
-                "10000",
-                "--val-size",
-                "1000",
-                "--epochs",
-                "100",
-            ),  # fmt: skip
+                "--init paper --no-augment --weight-decay 0 --schedule step --step-every 1000 "
+                "--train-size 5000 --val-size 1000 --epochs 100"
+            ),
             panels=("train_top1_err",),
             threshold=0.25,
         ),
@@ -108,17 +97,8 @@ EXPERIMENTS: dict[str, Experiment] = {
             model="cnn4",
             runs=(("with LRN", ()), ("without LRN", ("lrn=off",))),
             train_args=(
-                "--init",
-                "paper",
-                "--schedule",
-                "linear",
-                "--train-size",
-                "20000",
-                "--epochs",
-                "3",
-                "--val-size",
-                "2000",
-            ),  # fmt: skip
+                "--init paper --schedule linear --train-size 20000 --epochs 3 --val-size 2000"
+            ),
         ),
         Experiment(
             name="overlapping-pool",
@@ -128,16 +108,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "0.3% against s = z = 2, and nets with it were slightly harder to overfit",
             model="alexnet-cifar",
             runs=(("pool 3/2 (overlapping)", ()), ("pool 2/2", ("pool=2/2",))),
-            train_args=(
-                "--schedule",
-                "linear",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "64",
-                "--val-size",
-                "2000",
-            ),  # fmt: skip
+            train_args="--schedule linear --epochs 1 --batch-size 64 --val-size 2000",
         ),
         Experiment(
             name="towers",
@@ -148,16 +119,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "(conv5 and the fully connected layers kept their size), and trained slightly faster",
             model="alexnet-cifar",
             runs=(("two towers", ()), ("one tower, half the kernels", ("towers=1",))),
-            train_args=(
-                "--schedule",
-                "linear",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "64",
-                "--val-size",
-                "2000",
-            ),  # fmt: skip
+            train_args="--schedule linear --epochs 1 --batch-size 64 --val-size 2000",
         ),
     ]
 }
@@ -217,7 +179,7 @@ def run_experiment(
         "paper": experiment.paper,
         "model": experiment.model,
         "budget_minutes": budget_minutes,
-        "train_args": [*experiment.train_args, *common],
+        "train_args": [*experiment.train_args.split(), *common],
         "runs": {},
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
@@ -227,7 +189,7 @@ def run_experiment(
         argv = [
             "--model", experiment.model,
             *[a for v in variant for a in ("--variant", v)],
-            *experiment.train_args,
+            *experiment.train_args.split(),
             "--no-ten-crop", "--max-minutes", f"{share:g}",
             *common,
             "--out", str(run_dir),
