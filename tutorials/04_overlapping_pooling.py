@@ -297,7 +297,8 @@ if gpu_available():
     gpu = Device("gpu:0")
     with gpu:
         xg = gpu.asarray(x55)
-        maxpool2d_forward(xg, 3, 2)  # warm-up
+        warm_out, warm_cache = maxpool2d_forward(xg, 3, 2)  # warm-up: CuPy compiles its
+        maxpool2d_backward(gpu.xp.ones_like(warm_out), warm_cache)  # kernels on first use
         gpu.synchronize()
         start = time.perf_counter()
         out_gpu, cache_gpu = maxpool2d_forward(xg, 3, 2)
