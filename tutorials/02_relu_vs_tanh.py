@@ -288,8 +288,9 @@ if not FAST:  # with 2,000 images and 8 epochs the gap is large (about 49% again
 #
 # This is a small, quick version of the paper's Figure 1. At CIFAR scale, with the
 # paper's four-layer network, `python -m minialexnet.experiments relu-vs-tanh` trains
-# both networks until they reach 25% training error and reports how many times fewer
-# epochs the ReLU net needed; `docs/experiments.md` has the measured results.
+# both networks within a time budget, with the same data and options, and reports how
+# many times fewer epochs the ReLU net needed to reach 25% training error;
+# `docs/experiments.md` has the measured results.
 
 # %% [markdown]
 # ### On a GPU
