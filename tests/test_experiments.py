@@ -59,7 +59,7 @@ def test_experiment_trains_both_networks_and_writes_table_and_plot(name, tmp_pat
     results = json.loads((out / "results.json").read_text())
     experiment = EXPERIMENTS[name]
     assert list(results["runs"]) == [label for label, _ in experiment.runs]
-    for (label, variant), run in zip(experiment.runs, results["runs"].values(), strict=True):
+    for (_, variant), run in zip(experiment.runs, results["runs"].values(), strict=True):
         metrics = out / run["command"].split("--out ")[1].split("/")[-1] / "metrics.jsonl"
         assert len(metrics.read_text().splitlines()) == 2  # both epochs, same for both networks
         assert run["epochs"] == 2.0
