@@ -50,7 +50,17 @@ from .checkpoint import load_checkpoint
 from .models import Variant, model_from_config
 from .viz import plot_comparison, read_metrics
 
-__all__ = ["Experiment", "EXPERIMENTS", "epochs_to_reach", "run_experiment", "main"]
+__all__ = [
+    "Experiment",
+    "EXPERIMENTS",
+    "LEVELS",
+    "epochs_to_reach",
+    "run_experiment",
+    "report",
+    "speedup",
+    "to_markdown",
+    "main",
+]
 
 TRAIN_TIME_SHARE = 0.45  # of --budget, per network (two networks: 90%; the rest loads and tests)
 
@@ -166,24 +176,15 @@ def _summarise(records: list[dict[str, Any]], config: dict[str, Any]) -> dict[st
     }
 
 
+LEVELS = (0.6, 0.5, 0.4, 0.3, 0.25)  # training errors whose epochs relu-vs-tanh reports
+
+
 def run_experiment(
     experiment: Experiment, out: Path, budget_minutes: float, common: list[str]
 ) -> dict[str, Any]:
     """Train the pair (one after the other), then write results.json, results.md and the plot."""
     out.mkdir(parents=True, exist_ok=True)
     share = TRAIN_TIME_SHARE * budget_minutes
-    results: dict[str, Any] = {
-        "experiment": experiment.name,
-        "section": experiment.section,
-        "question": experiment.question,
-        "paper": experiment.paper,
-        "model": experiment.model,
-        "budget_minutes": budget_minutes,
-        "train_args": [*experiment.train_args.split(), *common],
-        "runs": {},
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-    }
-    curves: dict[str, list[dict[str, Any]]] = {}
     for label, variant in experiment.runs:
         run_dir = out / _slug(label)
         argv = [
@@ -194,23 +195,53 @@ def run_experiment(
             *common,
             "--out", str(run_dir),
         ]  # fmt: skip
-        print(f"\n== {experiment.name}: {label} ==\npython -m minialexnet.train {' '.join(argv)}")
+        command = "python -m minialexnet.train " + " ".join(argv)
+        print(f"\n== {experiment.name}: {label} ==\n{command}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "command.txt").write_text(command + "\n")
         code = train.main(argv)
         if code not in (0, None):
             raise SystemExit(f"experiments: training {label!r} failed (exit {code}); see above")
+    return report(experiment, out, budget_minutes)
+
+
+def report(experiment: Experiment, out: Path, budget_minutes: float) -> dict[str, Any]:
+    """Read both networks' runs under ``out``; write results.json, results.md and NAME.png.
+
+    Works on finished or interrupted runs alike (``--report-only``): what each
+    network's metrics.jsonl holds is what is reported.
+    """
+    results: dict[str, Any] = {
+        "experiment": experiment.name,
+        "section": experiment.section,
+        "question": experiment.question,
+        "paper": experiment.paper,
+        "model": experiment.model,
+        "budget_minutes": budget_minutes,
+        "train_args": experiment.train_args.split(),
+        "runs": {},
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for label, variant in experiment.runs:
+        run_dir = out / _slug(label)
+        if not (run_dir / "metrics.jsonl").exists():
+            raise SystemExit(f"experiments: no run of {label!r} in {run_dir}; train it first")
         records = read_metrics(run_dir / "metrics.jsonl")
         config = {"arch": experiment.model, "num_classes": _num_classes(run_dir),
                   **Variant(**train.parse_variant(list(variant))).changes()}  # fmt: skip
         summary = _summarise(records, config)
-        summary["command"] = "python -m minialexnet.train " + " ".join(argv)
+        command = run_dir / "command.txt"
+        summary["command"] = command.read_text().strip() if command.exists() else None
         if experiment.threshold is not None:
-            summary[f"epochs_to_{round(100 * experiment.threshold)}pct_train_err"] = (
-                epochs_to_reach(records, experiment.threshold)
-            )
+            levels = [v for v in LEVELS if v >= experiment.threshold]
+            summary["epochs_to_train_err"] = {
+                f"{round(100 * v)}%": epochs_to_reach(records, v) for v in levels
+            }
         results["runs"][label] = summary
         curves[label] = records
     if experiment.threshold is not None:
-        results["speedup"] = _speedup(results, experiment)
+        results["speedup"] = speedup(results, experiment.threshold)
     plot = plot_comparison(
         curves,
         out / f"{experiment.name}.png",
@@ -231,31 +262,48 @@ def _num_classes(run_dir: Path) -> int:
     return int(meta["config"]["num_classes"])
 
 
-def _speedup(results: dict[str, Any], experiment: Experiment) -> dict[str, Any]:
-    """How many times fewer epochs the first network needed to reach the threshold."""
-    key = f"epochs_to_{round(100 * experiment.threshold)}pct_train_err"
-    (a_label, _), (b_label, _) = experiment.runs
-    a, b = results["runs"][a_label], results["runs"][b_label]
-    if a[key] is None:
-        return {"ratio": None, "note": f"{a_label} did not reach the threshold in the budget"}
-    if b[key] is None:
-        return {
-            "ratio": None,
-            "at_least": b["epochs"] / a[key],
-            "note": f"{b_label} did not reach it in {b['epochs']:.1f} epochs: the ratio is at "
-            f"least {b['epochs'] / a[key]:.1f}",
-        }
-    return {"ratio": b[key] / a[key], "note": f"{b[key] / a[key]:.1f} times fewer epochs"}
+def speedup(results: dict[str, Any], threshold: float) -> dict[str, Any]:
+    """How many times fewer epochs the first network needed than the second to reach an error.
+
+    At ``threshold`` (the paper's 25%) if both reached it. Otherwise at the lowest
+    level both reached, plus a lower bound at ``threshold`` when only the first
+    did (the second's epochs so far over the first's epochs to it).
+    """
+    (a_label, a), (b_label, b) = results["runs"].items()
+    a_to, b_to = a["epochs_to_train_err"], b["epochs_to_train_err"]
+    paper = f"{round(100 * threshold)}%"
+    if a_to[paper] is not None and b_to[paper] is not None:
+        ratio = b_to[paper] / a_to[paper]
+        return {"level": paper, "ratio": ratio, "note": f"at {paper} training error: {ratio:.1f}x"}
+    out: dict[str, Any] = {"level": None, "ratio": None}
+    notes = []
+    both = [lv for lv in a_to if a_to[lv] is not None and b_to[lv] is not None]
+    if both:
+        level = both[-1]
+        out.update(level=level, ratio=b_to[level] / a_to[level])
+        notes.append(
+            f"{b_label} needed {out['ratio']:.1f}x the epochs of {a_label} to reach {level} "
+            "training error (the lowest level both reached)"
+        )
+    if a_to[paper] is not None:
+        out["at_least"] = b["epochs"] / a_to[paper]
+        notes.append(
+            f"{a_label} reached {paper} after {a_to[paper]:.1f} epochs, {b_label} not in "
+            f"{b['epochs']:.1f}: at {paper} the ratio is at least {out['at_least']:.1f}x"
+        )
+    elif not both:
+        notes.append(f"neither reached {paper}, nor a common level of {list(a_to)}")
+    else:
+        notes.append(f"{a_label} did not reach {paper} within the budget")
+    out["note"] = "; ".join(notes)
+    return out
 
 
 def to_markdown(results: dict[str, Any]) -> str:
-    """The results as a Markdown table with the paper's claim above it."""
+    """The results as Markdown tables with the paper's claim above them."""
     runs = results["runs"]
-    threshold_key = next((k for r in runs.values() for k in r if k.startswith("epochs_to_")), None)
     header = ["network", "parameters", "epochs", "train err", "test top-1", "test top-5",
               "images/s", "minutes"]  # fmt: skip
-    if threshold_key:
-        header.insert(3, "epochs to 25% train err")
     lines = [
         f"**{results['experiment']}** [{results['section']}]: {results['question']}",
         "",
@@ -272,17 +320,25 @@ def to_markdown(results: dict[str, Any]) -> str:
                f"{100 * r['train_top1_err']:.1f}%", f"{100 * r['val_top1_err']:.1f}%",
                f"{100 * r['val_top5_err']:.1f}%", f"{r['images_per_s']:.0f}",
                f"{r['train_minutes']:.1f}"]  # fmt: skip
-        if threshold_key:
-            reached = r.get(threshold_key)
-            row.insert(3, "not reached" if reached is None else f"{reached:.2f}")
         lines.append("| " + " | ".join(row) + " |")
     if "speedup" in results:
-        lines += ["", f"Speed-up to 25% training error: {results['speedup']['note']}."]
+        levels = list(next(iter(runs.values()))["epochs_to_train_err"])
+        lines += [
+            "",
+            "Epochs to reach a training error:",
+            "",
+            "| network | " + " | ".join(levels) + " |",
+            "|---|" + "---|" * len(levels),
+        ]
+        for label, r in runs.items():
+            cells = [("-" if e is None else f"{e:.2f}") for e in r["epochs_to_train_err"].values()]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines += ["", f"Speed-up: {results['speedup']['note']}."]
     lines += [
         "",
         f"Model `{results['model']}`, budget {results['budget_minutes']:g} minutes, options "
-        f"`{' '.join(results['train_args'])}`; measured {results['date']}. Test errors are "
-        "those after the last epoch (centre crop), not the best epoch's.",
+        f"`{' '.join(results['train_args'])}`; reported {results['date']}. Test errors are "
+        "those after the last epoch (centre crop), not the best epoch's; '-': not reached.",
         "",
     ]
     return "\n".join(lines)
@@ -303,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dataset", default="cifar10", help="cifar10 | folder:PATH | shapes")
     parser.add_argument("--out", help="output folder (default runs/experiments/NAME)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: rewrite the table and plot from the runs already in --out",
+    )
     args, common = parser.parse_known_args(argv)
     if args.name == "list":
         for e in EXPERIMENTS.values():
@@ -314,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         if any(a == flag or a.startswith(flag + "=") for a in common):
             parser.error(f"{flag} is set by the experiment itself; leave it out")
     out = Path(args.out) if args.out else Path("runs") / "experiments" / args.name
+    if args.report_only:
+        report(EXPERIMENTS[args.name], out, args.budget)
+        return 0
     run_experiment(EXPERIMENTS[args.name], out, args.budget, ["--dataset", args.dataset, *common])
     return 0
 

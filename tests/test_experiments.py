@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from minialexnet.experiments import EXPERIMENTS, epochs_to_reach, main, to_markdown
+from minialexnet.experiments import EXPERIMENTS, epochs_to_reach, main, speedup, to_markdown
 from minialexnet.models import model_from_config
 
 
@@ -31,6 +31,27 @@ def test_epochs_to_reach_interpolates_between_epoch_ends():
     assert epochs_to_reach([], 0.25) is None
     # an epoch cut short by the time limit counts as its fraction
     assert epochs_to_reach(records(0.5, 0.3, 0.1, fraction=0.5), 0.2) == pytest.approx(2.25)
+
+
+def reached(epochs: float, **levels: float | None) -> dict:
+    return {"epochs": epochs, "epochs_to_train_err": {k.replace("p", "%"): v
+                                                      for k, v in levels.items()}}  # fmt: skip
+
+
+def test_speedup_at_the_papers_level_or_the_lowest_level_both_reached():
+    both = {"runs": {"ReLU": reached(9, **{"50p": 1.0, "25p": 2.0}),
+                     "tanh": reached(20, **{"50p": 4.0, "25p": 12.0})}}  # fmt: skip
+    assert speedup(both, 0.25)["ratio"] == pytest.approx(6.0)
+    only_a = {"runs": {"ReLU": reached(9, **{"50p": 1.0, "25p": 2.0}),
+                       "tanh": reached(10, **{"50p": 3.0, "25p": None})}}  # fmt: skip
+    s = speedup(only_a, 0.25)
+    assert s["level"] == "50%" and s["ratio"] == pytest.approx(3.0)
+    assert s["at_least"] == pytest.approx(5.0)  # tanh's 10 epochs over ReLU's 2, a lower bound
+    assert "at least 5.0x" in s["note"]
+    neither = {"runs": {"ReLU": reached(9, **{"50p": 2.0, "25p": None}),
+                        "tanh": reached(9, **{"50p": None, "25p": None})}}  # fmt: skip
+    assert speedup(neither, 0.25)["ratio"] is None
+    assert "neither reached 25%" in speedup(neither, 0.25)["note"]
 
 
 def test_list_names_every_experiment_and_its_paper_claim(capsys):
@@ -80,3 +101,9 @@ def test_experiment_trains_both_networks_and_writes_table_and_plot(name, tmp_pat
     assert all(label in table for label, _ in experiment.runs)
     assert table == to_markdown(results)
     assert (out / f"{name}.png").stat().st_size > 1000
+    # the report can be rebuilt from the runs alone, without training again
+    (out / "results.md").unlink()
+    assert main([name, "--out", str(out), "--budget", "3", "--report-only"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["runs"] == results["runs"]
+    assert (out / "results.md").exists()
