@@ -133,9 +133,14 @@ class Layer:
         self.cache: Any = NO_CACHE
 
     def forward(self, x: Any, train: bool = True) -> Any:
+        """The layer's output for ``x``; keeps what backward needs in ``self.cache``.
+
+        ``train`` matters only to layers that act differently at test time (dropout).
+        """
         raise NotImplementedError
 
     def backward(self, dout: Any) -> Any:
+        """dL/dx from ``dout`` = dL/d(output) of the last forward; fills ``grads`` if any."""
         raise NotImplementedError
 
     def parameters(self) -> Iterator[tuple[str, Any, Any]]:

@@ -3,21 +3,26 @@
 With no arguments it trains the small two-tower model (``alexnet-cifar``) on
 the built-in procedurally generated dataset (``shapes``, no download) on the
 best device present, in under ten minutes on a 2-core CPU. ``--model alexnet``
-is the paper's network (227x227 inputs), ``--dataset cifar10`` or
-``--dataset folder:PATH`` real data.
+is the paper's network (227x227 inputs), ``--model cnn4`` the paper's four-layer
+CIFAR-10 net; ``--dataset cifar10`` or ``--dataset folder:PATH`` real data.
+``--variant activation=tanh|lrn=off|pool=2/2|towers=1`` changes one thing of the
+model (the paper's ablations, see ``minialexnet.experiments``), ``--no-augment``
+trains on the plain images.
 
 The recipe (paper section 5): SGD with momentum 0.9 and weight decay 5e-4
 written as the paper's rule, batch 128, learning rate 0.01 divided by 10 when
 the validation error stops improving (at most three times), dropout 0.5 in
 fc6/fc7, random crops + flips + PCA colour augmentation, mean image
 subtracted, top-1/top-5 error on validation after every epoch, ten-crop test
-at the end.
+at the end. The default run on ``shapes`` uses ``--schedule linear`` instead (lr
+down to 0 over the run: a 10-minute run never sees a plateau).
 
 Every run is a pure function of ``--seed``: the order of the examples, each
 batch's augmentation and each batch's dropout masks are drawn from generators
 seeded by (seed, epoch, batch). So ``--resume`` after an interruption (Ctrl-C
 saves first; a killed process loses at most the current epoch) continues to the
-same result as an uninterrupted run, on the CPU bit for bit.
+same result as an uninterrupted run, on the CPU bit for bit (except with
+``--schedule linear --max-minutes``, whose learning rate follows the clock).
 
 Written to ``--out``: metrics.jsonl (one JSON object per epoch), checkpoint.npz
 (latest), best.npz (lowest validation top-1 error), curves.png, final.json.
