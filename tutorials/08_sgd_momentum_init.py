@@ -484,9 +484,9 @@ for pname in ratios["paper"]:
     print(f"{pname:8s}" + "".join(f"{ratios[n][pname]:12.1e}" for n in ["paper", "scaled"]))
 
 # %% [markdown]
-# With the paper's initialisation the first updates of conv2 to conv4 are some twenty
-# times smaller, relative to their weights, than with "scaled", while fc8 changes by
-# about a tenth of its size in a single step: it is fed by fc7's outputs, which are
+# With the paper's initialisation the first updates of conv2 to conv4 are fifteen to
+# twenty times smaller, relative to their weights, than with "scaled", while fc8 changes
+# by 5 to 10% of its size in a single step: it is fed by fc7's outputs, which are
 # about 1 for every unit and every image (the biases), so its weight gradient is large
 # and the same for every image. The top of the network lurches while the bottom,
 # where the features of the image would have to be learned, barely moves. With
@@ -538,10 +538,10 @@ plt.show()
 
 # %% [markdown]
 # In full mode (50 steps) we measured: with "scaled" the loss falls steadily from
-# $\ln 10$ to about 1 and the network gets most of the 32 images right; with the paper's
-# initialisation the loss first rises (fc8's large first steps, see the gradient table)
-# and then hovers around $\ln 10$, with only a few images right: the lower layers have
-# not learned anything yet.
+# $\ln 10$ to about 1 and the network gets two thirds of the 32 images right; with the
+# paper's initialisation the loss first rises (fc8's large first steps, see the gradient
+# table) and then hovers around $\ln 10$, with only a few images right: the lower layers
+# have not learned anything yet.
 
 # %% [markdown]
 # ## On a GPU
