@@ -32,6 +32,7 @@ Initialisation [5]:
               1/sqrt(fan_in)), fan_in = inputs of one neuron of that tower's layer
               (C_in * KH * KW, or in_features). The paper's init leaves the 32x32 net
               at chance on CIFAR-10 for epochs (paper.md, "Learning"); this one learns.
+
 Variants, for the paper's ablations (``python -m minialexnet.experiments``), each
 a keyword of :func:`alexnet` / :func:`alexnet_cifar` recorded in ``config`` when not
 the default: ``activation="tanh"`` (ReLU everywhere otherwise [3.1]),
