@@ -175,6 +175,7 @@ class Device:
     # -- identity -----------------------------------------------------------
     @property
     def name(self) -> str:
+        """The device's name: ``"cpu"``, ``"cpu:N"`` or ``"gpu:N"``."""
         if self.kind == "cpu":
             return "cpu" if self.index is None else f"cpu:{self.index}"
         return f"gpu:{self.index}"
@@ -190,6 +191,7 @@ class Device:
 
     @property
     def is_gpu(self) -> bool:
+        """True for a CUDA device (arrays are CuPy arrays)."""
         return self.kind == "gpu"
 
     @property

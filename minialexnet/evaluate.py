@@ -103,6 +103,7 @@ def load_model(path: str | Path, devices: list[Device] | None = None) -> tuple[A
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m minialexnet.evaluate CHECKPOINT``: top-1/top-5 errors; 0 on success."""
     parser = argparse.ArgumentParser(
         prog="python -m minialexnet.evaluate", description=__doc__.splitlines()[0]
     )

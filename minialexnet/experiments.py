@@ -345,6 +345,7 @@ def to_markdown(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m minialexnet.experiments NAME``: train the pair and report; 0 on success."""
     parser = argparse.ArgumentParser(
         prog="python -m minialexnet.experiments",
         description="The paper's ablations at CIFAR scale, as matched pairs of training runs. "

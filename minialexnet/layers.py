@@ -556,10 +556,12 @@ class Sequential(Layer):
 
     @property
     def params(self) -> dict[str, Any]:  # type: ignore[override]
+        """Every parameter by its name (``"conv1.w"``), the layers' own arrays."""
         return {name: p for name, p, _ in self.parameters()}
 
     @property
     def grads(self) -> dict[str, Any]:  # type: ignore[override]
+        """Every gradient by its parameter's name, the layers' own arrays."""
         return {name: g for name, _, g in self.parameters()}
 
     def zero_grad(self) -> None:

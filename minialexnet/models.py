@@ -112,6 +112,7 @@ class Variant:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Variant:
+        """The variant a model's ``config`` records (defaults for absent keys)."""
         kw = {k: config[k] for k in ("activation", "lrn", "pool", "towers") if k in config}
         if "pool" in kw:
             kw["pool"] = tuple(kw["pool"])

@@ -289,6 +289,7 @@ class PlateauSchedule:
         return True
 
     def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue the schedule (JSON-able)."""
         return {
             "kind": "plateau",
             "best": self.best,
@@ -298,6 +299,7 @@ class PlateauSchedule:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`."""
         if not isinstance(state, Mapping) or state.get("kind") != "plateau":
             raise ValueError(
                 "PlateauSchedule.load_state_dict: not a PlateauSchedule state "
@@ -336,6 +338,7 @@ class StepSchedule:
         """Per batch: nothing (this schedule acts on epochs)."""
 
     def step(self, val_error: float | None = None) -> bool:
+        """After an epoch: divide lr by 10 if ``every`` epochs have passed; True if it did."""
         self.epoch += 1
         if self.epoch % self.every:
             return False
@@ -343,9 +346,11 @@ class StepSchedule:
         return True
 
     def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue the schedule (JSON-able)."""
         return {"kind": "step", "epoch": self.epoch}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`."""
         if not isinstance(state, Mapping) or state.get("kind") != "step":
             raise ValueError("StepSchedule.load_state_dict: not a StepSchedule state")
         self.epoch = int(state["epoch"])
@@ -385,12 +390,15 @@ class LinearSchedule:
         self.optimizer.lr = self.lr_start * (1.0 - self.done)
 
     def step(self, val_error: float | None = None) -> bool:
+        """After an epoch: nothing (the lr moves per batch in ``on_batch``); False."""
         return False
 
     def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue the schedule (JSON-able)."""
         return {"kind": "linear", "lr_start": self.lr_start, "done": self.done}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`."""
         if not isinstance(state, Mapping) or state.get("kind") != "linear":
             raise ValueError("LinearSchedule.load_state_dict: not a LinearSchedule state")
         self.lr_start = float(state["lr_start"])

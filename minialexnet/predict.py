@@ -40,6 +40,7 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m minialexnet.predict CHECKPOINT IMAGE...``: top-five classes; 0 on success."""
     parser = argparse.ArgumentParser(
         prog="python -m minialexnet.predict", description=__doc__.splitlines()[0]
     )

@@ -129,12 +129,15 @@ class _Move:
     """What the moving stages (Broadcast, Exchange, Gather) share: no parameters of their own."""
 
     def parameters(self) -> Iterator[tuple[str, Any, Any]]:
+        """None: moving data has no parameters."""
         return iter(())
 
     def zero_grad(self) -> None:
+        """Nothing to clear."""
         pass
 
     def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
+        """None: a move is not a layer."""
         return iter(())
 
 
@@ -151,6 +154,7 @@ class Broadcast(_Move):
         self.dtype = dtype
 
     def forward(self, x: Any, train: bool = True) -> list[Any]:
+        """``[x on devices[0], x on devices[1]]``, cast to ``dtype``."""
         outs = []
         for dev in self.devices:
             with dev:
@@ -158,10 +162,12 @@ class Broadcast(_Move):
         return outs
 
     def backward(self, douts: list[Any]) -> Any:
+        """dL/dx on ``devices[0]``: the towers' input gradients, moved there and summed."""
         _check_list("Broadcast.backward", douts, len(self.devices))
         return _sum_on(self.devices[0], douts)
 
     def describe(self, label: str, shape: Any) -> tuple[list[Row], list[Shape]]:
+        """Summary rows (one per tower) and the shapes after this stage."""
         rows = [
             (f"{t}.{label}", shape, 0, d.name)
             for t, d in zip(TOWER_NAMES, self.devices, strict=False)
@@ -195,31 +201,37 @@ class Towers:
         self.names = list(names[: len(towers)])
 
     def forward(self, xs: list[Any], train: bool = True) -> list[Any]:
+        """``[tower_t(x_t) for each tower t]``, each inside ``with devices[t]:``."""
         _check_list("Towers.forward", xs, len(self.towers))
         jobs = [partial(t.forward, x, train=train) for t, x in zip(self.towers, xs, strict=True)]
         return run_per_device(self.devices, jobs)
 
     def backward(self, douts: list[Any]) -> list[Any]:
+        """``[tower_t.backward(dout_t)]``: each tower's input gradient, on its own device."""
         _check_list("Towers.backward", douts, len(self.towers))
         jobs = [partial(t.backward, d) for t, d in zip(self.towers, douts, strict=True)]
         return run_per_device(self.devices, jobs)
 
     def parameters(self) -> Iterator[tuple[str, Any, Any]]:
+        """``(name, param, grad)`` of every tower, named ``"<tower>.<layer>.<param>"``."""
         for name, tower in zip(self.names, self.towers, strict=True):
             for pname, param, grad in tower.parameters():
                 yield f"{name}.{pname}", param, grad
 
     def zero_grad(self) -> None:
+        """Set every tower's gradients to zero, on its own device."""
         for tower, dev in zip(self.towers, self.devices, strict=True):
             with dev:
                 tower.zero_grad()
 
     def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
+        """``("<tower>.<layer>", layer, device)`` for every layer of every tower."""
         for name, tower, dev in zip(self.names, self.towers, self.devices, strict=True):
             for lname, layer in tower.named_layers():
                 yield f"{name}.{lname}", layer, dev
 
     def describe(self, label: str, shapes: list[Shape]) -> tuple[list[Row], list[Shape]]:
+        """Summary rows (every layer of every tower) and each tower's output shape."""
         rows, outs = [], []
         for name, tower, dev, shape in zip(
             self.names, self.towers, self.devices, shapes, strict=True
@@ -248,11 +260,13 @@ class Exchange(_Move):
         self.sizes: list[int] | None = None
 
     def forward(self, xs: list[Any], train: bool = True) -> list[Any]:
+        """Every tower gets all towers' outputs, concatenated in tower order, on its device."""
         _check_list("Exchange.forward", xs, len(self.devices))
         self.sizes = [x.shape[1] for x in xs]
         return [_concat_on(dev, xs) for dev in self.devices]
 
     def backward(self, douts: list[Any]) -> list[Any]:
+        """``dx_s = sum_t g_t[:, piece s]``, summed on tower ``s``'s device."""
         _check_list("Exchange.backward", douts, len(self.devices))
         if self.sizes is None:
             raise RuntimeError("Exchange.backward called before forward")
@@ -262,6 +276,7 @@ class Exchange(_Move):
         ]
 
     def describe(self, label: str, shapes: list[Shape]) -> tuple[list[Row], list[Shape]]:
+        """Summary rows (one per tower) and the joined shape each tower gets."""
         joined = (shapes[0][0], sum(s[1] for s in shapes), *shapes[0][2:])
         rows = [
             (f"{t}.{label}", joined, 0, d.name)
@@ -283,11 +298,13 @@ class Gather(_Move):
         self.sizes: list[int] | None = None
 
     def forward(self, xs: list[Any], train: bool = True) -> Any:
+        """All towers' outputs concatenated in tower order on ``device``."""
         _check_list("Gather.forward", xs, len(self.devices))
         self.sizes = [x.shape[1] for x in xs]
         return _concat_on(self.device, xs)
 
     def backward(self, dout: Any) -> list[Any]:
+        """The gradient split into the towers' pieces, each moved to its tower's device."""
         if self.sizes is None:
             raise RuntimeError("Gather.backward called before forward")
         pieces = _split(dout, self.sizes)
@@ -295,6 +312,7 @@ class Gather(_Move):
         return [_sum_on(dev, [piece]) for dev, piece in zip(self.devices, pieces, strict=True)]
 
     def describe(self, label: str, shapes: list[Shape]) -> tuple[list[Row], Shape]:
+        """One summary row and the joined shape."""
         joined = (shapes[0][0], sum(s[1] for s in shapes), *shapes[0][2:])
         return [(label, joined, 0, self.device.name)], joined
 
@@ -310,25 +328,31 @@ class OnDevice:
         self.device = Device(device)
 
     def forward(self, x: Any, train: bool = True) -> Any:
+        """The layers' output for ``x``, computed inside ``with device:``."""
         with self.device:
             return self.layers.forward(x, train=train)
 
     def backward(self, dout: Any) -> Any:
+        """dL/dx of the layers, computed inside ``with device:``."""
         with self.device:
             return self.layers.backward(dout)
 
     def parameters(self) -> Iterator[tuple[str, Any, Any]]:
+        """``(name, param, grad)`` of the layers, under their own names (``"fc8.w"``)."""
         return self.layers.parameters()
 
     def zero_grad(self) -> None:
+        """Set the layers' gradients to zero."""
         with self.device:
             self.layers.zero_grad()
 
     def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
+        """``(name, layer, device)`` for every layer."""
         for name, layer in self.layers.named_layers():
             yield name, layer, self.device
 
     def describe(self, label: str, shape: Shape) -> tuple[list[Row], Shape]:
+        """Summary rows (one per layer) and the output shape."""
         rows = []
         for name, layer in self.layers.named_layers():
             shape = output_shape(layer, shape)
@@ -435,9 +459,11 @@ class TwoTowerNet:
             yield from stage.named_layers()
 
     def num_parameters(self) -> int:
+        """How many numbers the parameters hold, all towers and devices together."""
         return sum(int(p.size) for _, p, _ in self.parameters())
 
     def zero_grad(self) -> None:
+        """Set every parameter's gradient to zero (each on its own device)."""
         for _, stage in self.stages:
             stage.zero_grad()
 

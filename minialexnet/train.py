@@ -73,6 +73,7 @@ class Progress:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def start_epoch(self) -> None:
+        """Reset the per-epoch position and running sums at the start of an epoch."""
         self.batch, self.loss_sum, self.correct, self.seen, self.seconds = 0, 0.0, 0, 0, 0.0
 
 
@@ -112,6 +113,7 @@ class TimeLimit(Stop):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, checked (``--variant`` items parsed into a dict)."""
     p = argparse.ArgumentParser(
         prog="python -m minialexnet.train",
         description=__doc__.split("\n\n")[0].split(": ", 1)[1],
@@ -239,6 +241,7 @@ def parse_variant(items: list[str]) -> dict[str, Any]:
 
 
 def choose_devices(args: argparse.Namespace) -> list[Device]:
+    """The devices the towers go on: ``--gpus`` if given, else ``--device``."""
     if args.gpus:
         try:
             ids = [int(s) for s in args.gpus.split(",") if s.strip()]
@@ -251,11 +254,13 @@ def choose_devices(args: argparse.Namespace) -> list[Device]:
 
 
 def default_out(args: argparse.Namespace) -> Path:
+    """``runs/MODEL-DATASET`` (the dataset's folder name for ``folder:PATH``)."""
     name = args.dataset.replace("folder:", "").rstrip("/").split("/")[-1] or "folder"
     return Path("runs") / f"{args.model}-{name}"
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m minialexnet.train``: train, validate each epoch, checkpoint; 0 on success."""
     args = parse_args(argv)
     reuse_freed_memory()  # large temporaries without page faults: see backend.py
     out = Path(args.out) if args.out else default_out(args)
@@ -439,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
 def resume(
     path: Path, model: Any, optimizer: SGD, schedule: Any, progress: Progress, classes: list[str]
 ) -> Stats:
+    """Load a checkpoint into the model, optimizer, schedule and progress; its data statistics."""
     arrays, meta = load_checkpoint(path)
     check_config(meta, {"config": model.config}, path)
     if meta.get("classes") != classes:

@@ -49,6 +49,7 @@ class Dataset:
 
     @property
     def num_classes(self) -> int:
+        """How many classes: ``len(classes)``."""
         return len(self.classes)
 
 
