@@ -147,11 +147,13 @@ class SGD:
         for name, w, grad in self.params:
             v = self.velocity[name]
             with _on_device_of(w):
+                ### BEGIN SOLUTION
                 v *= momentum
                 if decay:
                     v -= (decay * lr) * w
                 v -= lr * grad
                 w += v
+                ### END SOLUTION
 
     def state_dict(self) -> dict[str, Any]:
         """``{"lr", "momentum", "weight_decay", "velocity": {name: host NumPy copy}}``."""

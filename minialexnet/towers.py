@@ -262,18 +262,22 @@ class Exchange(_Move):
     def forward(self, xs: list[Any], train: bool = True) -> list[Any]:
         """Every tower gets all towers' outputs, concatenated in tower order, on its device."""
         _check_list("Exchange.forward", xs, len(self.devices))
+        ### BEGIN SOLUTION
         self.sizes = [x.shape[1] for x in xs]
         return [_concat_on(dev, xs) for dev in self.devices]
+        ### END SOLUTION
 
     def backward(self, douts: list[Any]) -> list[Any]:
         """``dx_s = sum_t g_t[:, piece s]``, summed on tower ``s``'s device."""
         _check_list("Exchange.backward", douts, len(self.devices))
         if self.sizes is None:
             raise RuntimeError("Exchange.backward called before forward")
+        ### BEGIN SOLUTION
         pieces = [_split(g, self.sizes) for g in douts]  # pieces[t][s]: from tower s, seen by t
         return [
             _sum_on(dev, [pieces_t[s] for pieces_t in pieces]) for s, dev in enumerate(self.devices)
         ]
+        ### END SOLUTION
 
     def describe(self, label: str, shapes: list[Shape]) -> tuple[list[Row], list[Shape]]:
         """Summary rows (one per tower) and the joined shape each tower gets."""

@@ -129,6 +129,7 @@ a = np.maximum(rng.normal(0.0, 80.0, size=(N, C, H, W)), 0.0)  # float64, post-R
 
 def lrn_by_the_formula(a, n=5, k=2.0, alpha=1e-4, beta=0.75):
     """The paper's formula, one channel at a time (a teaching version)."""
+    ### BEGIN SOLUTION
     b = np.empty_like(a)
     channels = a.shape[1]
     for i in range(channels):
@@ -136,6 +137,7 @@ def lrn_by_the_formula(a, n=5, k=2.0, alpha=1e-4, beta=0.75):
         s = (a[:, lo : hi + 1] ** 2).sum(axis=1)
         b[:, i] = a[:, i] / (k + alpha * s) ** beta
     return b
+    ### END SOLUTION
 
 
 b, cache = lrn_forward(a, n=5, k=2.0, alpha=1e-4, beta=0.75)
@@ -240,6 +242,7 @@ g = rng.standard_normal(a.shape)
 
 def lrn_backward_by_the_formula(g, a, n=5, k=2.0, alpha=1e-4, beta=0.75):
     """dL/da_j = g_j D_j^-beta - 2 alpha beta a_j sum_{i: j in W(i)} g_i b_i / D_i (odd n)."""
+    ### BEGIN SOLUTION
     channels = a.shape[1]
     D = np.empty_like(a)
     for i in range(channels):
@@ -251,6 +254,7 @@ def lrn_backward_by_the_formula(g, a, n=5, k=2.0, alpha=1e-4, beta=0.75):
         for i in range(max(0, j - n // 2), min(channels - 1, j + n // 2) + 1):  # j in W(i)
             da[:, j] -= 2 * alpha * beta * a[:, j] * g[:, i] * b[:, i] / D[:, i]
     return da
+    ### END SOLUTION
 
 
 da = lrn_backward(g, cache)

@@ -90,6 +90,7 @@ def im2col(xs: Any, kernel: tuple[int, int], out_hw: tuple[int, int]) -> Any:
 
     One copy per kernel offset (i, j): KH*KW Python steps, each moving the whole batch.
     """
+    ### BEGIN SOLUTION
     xp = get_array_module(xs)
     c, n, sh, sw = xs.shape[:4]
     (kh, kw), (oh, ow) = kernel, out_hw
@@ -99,6 +100,7 @@ def im2col(xs: Any, kernel: tuple[int, int], out_hw: tuple[int, int]) -> Any:
             a, r, bb, q = i // sh, i % sh, j // sw, j % sw
             col[:, i, j] = xs[:, :, r, q, a : a + oh, bb : bb + ow]
     return col
+    ### END SOLUTION
 
 
 def col2im(col: Any, dxs: Any) -> Any:
@@ -111,6 +113,7 @@ def col2im(col: Any, dxs: Any) -> Any:
     to a distinct input pixel, so a plain ``+=`` per offset is exact: no
     scatter-add (``np.add.at``) is needed.
     """
+    ### BEGIN SOLUTION
     c, kh, kw, n, oh, ow = col.shape
     sh, sw = dxs.shape[2:4]
     for i in range(kh):
@@ -118,6 +121,7 @@ def col2im(col: Any, dxs: Any) -> Any:
             a, r, bb, q = i // sh, i % sh, j // sw, j % sw
             dxs[:, :, r, q, a : a + oh, bb : bb + ow] += col[:, i, j]
     return dxs
+    ### END SOLUTION
 
 
 def _batch_chunks(n: int, per_item_bytes: int, col_bytes: int | None) -> list[slice]:
@@ -192,6 +196,7 @@ def conv2d_forward(
     xp = get_array_module(x)
     oh = (h + 2 * ph - kh) // sh + 1
     ow = (wid + 2 * pw - kw) // sw + 1
+    ### BEGIN SOLUTION
     w_mat = w.astype(x.dtype, copy=False).reshape(groups, c_out // groups, -1)  # (G, Cog, Cg*KH*KW)
     bias = 0 if b is None else b.astype(x.dtype, copy=False).reshape(1, c_out, 1, 1)
     xs = space_to_depth(x, (ph, pw), (sh, sw))
@@ -205,6 +210,7 @@ def conv2d_forward(
     # Keep the columns for backward when the whole batch fit in one buffer (a
     # one-item list, so that backward can take them out); else backward rebuilds them.
     kept_col = [col6] if len(chunks) == 1 else []
+    ### END SOLUTION
     cache = (xs, x.shape, w, b, (sh, sw), (ph, pw), groups, col_bytes, kept_col)
     return out, cache
 
@@ -232,6 +238,7 @@ def conv2d_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     ow = (wid + 2 * pw - kw) // sw + 1
     _checks.dout_shape(dout, (n, c_out, oh, ow), "conv2d_backward")
 
+    ### BEGIN SOLUTION
     dout = dout.astype(xs.dtype, copy=False)
     w_mat = w.astype(xs.dtype, copy=False).reshape(groups, c_out // groups, -1)
     dxs = xp.zeros_like(xs)
@@ -252,3 +259,4 @@ def conv2d_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     dw = dw_t.transpose(0, 2, 1).reshape(w.shape).astype(w.dtype, copy=False)
     db = None if b is None else dout.sum(axis=(0, 2, 3)).astype(b.dtype, copy=False)
     return dx, dw, db
+    ### END SOLUTION

@@ -53,6 +53,7 @@ def dropout_forward(
         )
     if mode not in _MODES:
         raise ValueError(f"{fn}: mode must be one of {_MODES}, got {mode!r}")
+    ### BEGIN SOLUTION
     dtype = x.dtype
     if not train:
         factor = dtype.type(1 - p) if mode == "paper" else None
@@ -67,11 +68,14 @@ def dropout_forward(
     scale = dtype.type(1 / (1 - p)) if mode == "inverted" else dtype.type(1)
     factor = keep * scale  # the per-element multiplier: 0 or scale
     return x * factor, (x.shape, dtype, factor)
+    ### END SOLUTION
 
 
 def dropout_backward(dout: Any, cache: tuple) -> Any:
     """Dropout backward: ``dx = dout * factor``, the forward's mask and scale."""
+    ### BEGIN SOLUTION
     shape, dtype, factor = cache
     _checks.dout_shape(dout, shape, "dropout_backward")
     dout = dout.astype(dtype, copy=False)
     return dout.copy() if factor is None else dout * factor
+    ### END SOLUTION

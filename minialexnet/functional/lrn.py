@@ -81,6 +81,7 @@ def lrn_forward(
     if not isinstance(n, Integral) or isinstance(n, bool) or n < 1:
         raise ValueError(f"{fn}: n (channels in the window) must be a positive int, got {n!r}")
     n = int(n)
+    ### BEGIN SOLUTION
     xp = get_array_module(x)
     dtype = x.dtype
     padded, middle = _zero_padded(x, n // 2, (n - 1) // 2)
@@ -90,6 +91,7 @@ def lrn_forward(
     denom += dtype.type(k)  # D = k + alpha * S
     scale = xp.power(denom, dtype.type(-beta))  # D^-beta
     out = x * scale
+    ### END SOLUTION
     cache = (x, out, denom, scale, n, alpha, beta)
     return out, cache
 
@@ -106,6 +108,7 @@ def lrn_backward(dout: Any, cache: tuple) -> Any:
     """
     x, out, denom, scale, n, alpha, beta = cache
     _checks.dout_shape(dout, x.shape, "lrn_backward")
+    ### BEGIN SOLUTION
     xp = get_array_module(x)
     dtype = x.dtype
     dout = dout.astype(dtype, copy=False)
@@ -117,3 +120,4 @@ def lrn_backward(dout: Any, cache: tuple) -> Any:
     neighbours *= dtype.type(-2.0 * alpha * beta)
     neighbours += dout * scale
     return neighbours
+    ### END SOLUTION

@@ -90,6 +90,7 @@ def maxpool2d_forward(x: Any, size: Any = 3, stride: Any = 2) -> tuple[Any, tupl
     oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
     code_dtype = _offset_dtype(xp, kh * kw)
 
+    ### BEGIN SOLUTION
     # Along W: rows[n, c, r, ow] = max_j x[n, c, r, sw*ow + j]; argj = the first such j.
     rows = _window(x, 0, 0, (1, sw), (h, ow)).copy()
     argj = xp.zeros(rows.shape, dtype=code_dtype)
@@ -102,6 +103,7 @@ def maxpool2d_forward(x: Any, size: Any = 3, stride: Any = 2) -> tuple[Any, tupl
     for i in range(1, kh):
         row_codes = _window(argj, i, 0, (sh, 1), (oh, ow)) + code_dtype(i * kw)
         _keep_first_max(out, code, _window(rows, i, 0, (sh, 1), (oh, ow)), row_codes)
+    ### END SOLUTION
 
     cache = (x.shape, x.dtype, (kh, kw), (sh, sw), code)
     return out, cache
@@ -119,6 +121,7 @@ def maxpool2d_backward(dout: Any, cache: tuple) -> Any:
     """
     x_shape, x_dtype, (kh, kw), stride, code = cache
     _checks.dout_shape(dout, code.shape, "maxpool2d_backward")
+    ### BEGIN SOLUTION
     xp = get_array_module(code)
     dout = dout.astype(x_dtype, copy=False)
     dx = xp.zeros_like(dout, shape=x_shape)
@@ -128,3 +131,4 @@ def maxpool2d_backward(dout: Any, cache: tuple) -> Any:
             xp.multiply(dout, code == i * kw + j, out=routed)  # dout where (i, j) won, else 0
             _window(dx, i, j, stride, code.shape[2:])[...] += routed
     return dx
+    ### END SOLUTION

@@ -1,0 +1,285 @@
+"""Write a student copy: the repository with the chosen exercises' solutions taken out.
+
+``release(["conv2d_backward", "lrn_forward"], Path("handout"))`` copies what a
+student needs to install the package and run the shipped tests (``pyproject.toml``,
+``README.md``, ``Makefile``, ``mkdocs.yml``, ``minialexnet/``, ``docs/``,
+``tutorials/`` and the grading tests in ``tests/exercises/``) and, on the way:
+
+* replaces every marked region of a chosen exercise (library and tutorial cells,
+  in both the ``.py`` twin and the ``.ipynb``) by
+  ``raise NotImplementedError("<exercise>: <what to implement>")`` at the
+  region's indentation; docstrings and the code around the region stay;
+* keeps the code of every other region and removes all marker lines, so the
+  student can run the whole network around their piece;
+* leaves out the hidden tests and the instructors' material (``[catalogue]
+  instructor_only``), and writes the catalogue with a ``[release]`` table naming
+  the exercises handed out (that is how ``check`` knows it runs in a student copy);
+* adds ``EXERCISES.md``: what to implement, and how to check it.
+
+The copy is built in a temporary folder beside ``out`` and moved into place at
+the end, so a failed release leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from .catalogue import (
+    CATALOGUE_FILE,
+    Catalogue,
+    CatalogueError,
+    Exercise,
+    dumps_catalogue,
+    read_catalogue,
+    repo_root,
+    select,
+    split_spec,
+)
+from .regions import BEGIN, END, Region, replace_notebook_regions, replace_regions
+
+__all__ = ["SHIPPED", "ReleaseError", "release", "marker_lines"]
+
+SHIPPED = (
+    "pyproject.toml",
+    "README.md",
+    "Makefile",
+    "mkdocs.yml",
+    ".gitignore",
+    "LICENSE",
+    "minialexnet",
+    "docs",
+    "tutorials",
+)
+"""What a student copy holds from the repository root (besides the shipped tests), if present."""
+
+_SKIP_NAMES = {"__pycache__", ".ipynb_checkpoints", ".DS_Store", ".pytest_cache"}
+_SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
+
+
+class ReleaseError(ValueError):
+    """The release cannot be written (bad names, an occupied folder, a region left over)."""
+
+
+def _walk(path: Path) -> Iterator[Path]:
+    """Every file under ``path`` (or ``path`` itself), skipping caches, in sorted order."""
+    if path.is_file():
+        yield path
+        return
+    for child in sorted(path.iterdir()):
+        if child.name in _SKIP_NAMES or child.name.endswith(_SKIP_SUFFIXES):
+            continue
+        if child.is_dir():
+            yield from _walk(child)
+        elif child.is_file():
+            yield child
+
+
+def _files_to_ship(catalogue: Catalogue) -> list[str]:
+    """Repository-relative paths of every file of the student copy (before changes)."""
+    root = catalogue.root
+    excluded = {p.rstrip("/") for p in catalogue.instructor_only}
+
+    def left_out(rel: str) -> bool:
+        return any(rel == e or rel.startswith(e + "/") for e in excluded)
+
+    files = []
+    for top in SHIPPED:
+        if (root / top).exists():
+            files += [p.relative_to(root).as_posix() for p in _walk(root / top)]
+    tests = list(catalogue.support)
+    for ex in catalogue.exercises:
+        tests += ex.tests
+    files += list(dict.fromkeys(tests))
+    return [f for f in files if not left_out(f)]
+
+
+class _Stubs:
+    """Which region gets which stub message, and which were used (to catch misses)."""
+
+    def __init__(self, chosen: Sequence[Exercise]) -> None:
+        self.messages: dict[tuple[str, str | None], str] = {}
+        for ex in chosen:
+            for spec in ex.regions:
+                self.messages[split_spec(spec)] = ex.message
+            for spec in ex.tutorials:
+                base, qual = split_spec(spec)
+                for suffix in (".py", ".ipynb"):
+                    self.messages[(base + suffix, qual)] = ex.message
+        self.used: set[tuple[str, str | None]] = set()
+
+    def for_file(self, rel: str):
+        def message_for(region: Region) -> str | None:
+            for key in ((rel, region.qualname), (rel, None)):
+                if key in self.messages:
+                    self.used.add(key)
+                    return self.messages[key]
+            return None
+
+        return message_for
+
+    def unused(self) -> list[str]:
+        return sorted(f"{p}::{q}" if q else p for p, q in set(self.messages) - self.used)
+
+
+def _drop_from_nav(text: str, pages: Iterable[str]) -> str:
+    """mkdocs.yml without the nav lines naming ``pages`` (paths relative to docs/)."""
+    pages = list(pages)
+    return "".join(
+        line
+        for line in text.splitlines(keepends=True)
+        if not any(line.strip().startswith("- ") and line.rstrip().endswith(p) for p in pages)
+    )
+
+
+def _exercises_md(chosen: Sequence[Exercise], catalogue: Catalogue) -> str:
+    lines = [
+        "# Exercises",
+        "",
+        "This copy of minialexnet has some functions left for you to write. Each one raises",
+        "`NotImplementedError` with a message saying what to implement; everything else is",
+        "the full library, so you can run the whole network around your piece.",
+        "",
+        "Install it (once): `pip install -e '.[test]'`. Check an exercise with",
+        "`python -m minialexnet.exercises check NAME`: it runs that exercise's tests and",
+        "explains what is wrong (shapes, which gradient, how far off). The grader runs the",
+        "same tests and a few more, on its own copy of them.",
+        "",
+        "| exercise | points | what to implement | where |",
+        "|---|---|---|---|",
+    ]
+    for ex in chosen:
+        where = ", ".join(f"`{spec.replace('::', ' ')}`" for spec in ex.regions)
+        todo = ex.todo.replace("|", "\\|")
+        lines.append(f"| `{ex.name}` | {ex.points} | {todo} | {where} |")
+    total = sum(ex.points for ex in chosen)
+    others = [ex.name for ex in catalogue.exercises if ex not in chosen]
+    lines += ["", f"Total: {total} points."]
+    if others:
+        lines += ["", "Already implemented for you (reference code): " + ", ".join(others) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def marker_lines(text: str) -> list[int]:
+    """1-based numbers of the lines of ``text`` that are a solution marker and nothing else."""
+    return [i + 1 for i, line in enumerate(text.splitlines()) if line.strip() in (BEGIN, END)]
+
+
+def _check_out(out: Path, root: Path, force: bool) -> None:
+    out_r, root_r = out.resolve(), root.resolve()
+    if out_r == root_r or root_r.is_relative_to(out_r):
+        raise ReleaseError(f"--out {out} would hold or replace the repository itself; pick another")
+    for top in (*SHIPPED, "tests"):
+        if out_r.is_relative_to(root_r / top):
+            raise ReleaseError(f"--out {out} lies inside {top}/ of the repository; pick another")
+    if out.exists():
+        if not out.is_dir():
+            raise ReleaseError(f"--out {out} exists and is not a folder")
+        if any(out.iterdir()) and not force:
+            raise ReleaseError(
+                f"--out {out} exists and is not empty; choose a new folder or pass --force to "
+                "replace it"
+            )
+
+
+def release(
+    names: Sequence[str] | None,
+    out: str | Path,
+    root: str | Path | None = None,
+    *,
+    force: bool = False,
+) -> Path:
+    """Write a student copy of the checkout ``root`` with the exercises ``names`` handed out.
+
+    Args:
+        names: exercises to hand out (None: all of them). Unknown names raise
+            :class:`ReleaseError` listing the known ones.
+        out: the folder to write; it must not exist or be empty (``force``: replaced).
+        root: the instructor's checkout (default: the one this package lives in).
+        force: replace a non-empty ``out``.
+
+    Returns:
+        ``out`` as an absolute path.
+    """
+    root = repo_root() if root is None else Path(root).resolve()
+    out = Path(out).absolute()
+    try:
+        catalogue = read_catalogue(root=root)
+        chosen = select(catalogue.exercises, names)
+    except CatalogueError as exc:
+        raise ReleaseError(str(exc)) from None
+    if catalogue.released is not None:
+        raise ReleaseError(
+            f"{root} is a student copy (its catalogue has a [release] table); release from "
+            "the instructor's checkout"
+        )
+    _check_out(out, root, force)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _write_copy(catalogue, chosen, work)
+        work.chmod(0o755)  # mkdtemp made it private
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_copy(catalogue: Catalogue, chosen: Sequence[Exercise], work: Path) -> None:
+    root = catalogue.root
+    stubs = _Stubs(chosen)
+    left_over: list[str] = []
+    docs_dropped = [p[len("docs/") :] for p in catalogue.instructor_only if p.startswith("docs/")]
+    for rel in _files_to_ship(catalogue):
+        source, target = root / rel, work / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if rel == CATALOGUE_FILE:
+            continue  # written below
+        if rel.endswith(".py"):
+            text = source.read_text(encoding="utf-8")
+            text = replace_regions(text, stubs.for_file(rel), rel)
+            target.write_text(text, encoding="utf-8")
+        elif rel.endswith(".ipynb"):
+            text = source.read_text(encoding="utf-8")
+            text = replace_notebook_regions(text, stubs.for_file(rel), rel)
+            target.write_text(text, encoding="utf-8")
+        elif rel == "mkdocs.yml" and docs_dropped:
+            text = _drop_from_nav(source.read_text(encoding="utf-8"), docs_dropped)
+            target.write_text(text, encoding="utf-8")
+        else:
+            shutil.copyfile(source, target)
+        shutil.copymode(source, target)
+        if rel.endswith((".py", ".ipynb")) and marker_lines(target.read_text(encoding="utf-8")):
+            left_over.append(rel)
+    if left_over:
+        raise ReleaseError(
+            f"marker lines left in {', '.join(left_over)} (a marker the release could not pair "
+            "or attribute; see `python -m minialexnet.exercises list`)"
+        )
+    unused = stubs.unused()
+    if unused:
+        raise ReleaseError(f"no marked region found for {', '.join(unused)}")
+
+    released = Catalogue(
+        exercises=tuple(replace(ex, hidden=()) for ex in catalogue.exercises),
+        support=catalogue.support,
+        instructor_only=(),
+        released=tuple(ex.name for ex in chosen),
+        root=work,
+    )
+    header = (
+        "The exercise catalogue of this student copy (written by `python -m minialexnet.exercises\n"
+        "release`). [release] names the exercises handed out; `python -m minialexnet.exercises\n"
+        "check NAME` runs an exercise's tests."
+    )
+    (work / CATALOGUE_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (work / CATALOGUE_FILE).write_text(dumps_catalogue(released, header), encoding="utf-8")
+    (work / "EXERCISES.md").write_text(_exercises_md(chosen, catalogue), encoding="utf-8")
