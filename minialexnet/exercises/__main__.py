@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="A,B",
         help="comma-separated exercises to hand out (default: all of them)",
     )
-    p_rel.add_argument("--out", type=Path, required=True, help="the folder to write")
+    p_rel.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder to write")
     p_rel.add_argument("--force", action="store_true", help="replace DIR if it is not empty")
     p_rel.add_argument("--root", type=Path, help="the instructor's checkout (default: this one)")
 
