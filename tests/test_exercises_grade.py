@@ -10,13 +10,26 @@ the issue.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from minialexnet.exercises import CatalogueError, read_catalogue, release, repo_root
+from minialexnet.exercises.__main__ import main as exercises_main
+from minialexnet.exercises.grade import (
+    ExerciseGrade,
+    GradeReport,
+    check,
+    explain,
+    find_package_root,
+    grade,
+    to_gradescope,
+)
 from minialexnet.exercises.sandbox import copy_reference_package, run_tests
 
 # -------------------------------------------------------------------------- the toy package
@@ -216,3 +229,273 @@ def test_sandbox_runs_a_single_node(toy):
         reference=toy["reference"],
     )
     assert result.passed and len(result.tests) == 1
+
+
+# -------------------------------------------------------------------------- grading releases
+
+HANDED_OUT = [
+    "conv2d_backward",
+    "lrn_forward",
+    "maxpool2d_backward",
+    "sgd_momentum",
+    "tower_exchange",
+]
+LOOP_TIMEOUT = 3.0  # seconds: the limit in the tests of endless loops
+
+
+@pytest.fixture(scope="module")
+def root() -> Path:
+    return repo_root()
+
+
+@pytest.fixture(scope="module")
+def handout(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh release of HANDED_OUT (read-only for the tests: copy it to change it)."""
+    return release(HANDED_OUT, tmp_path_factory.mktemp("handout") / "copy", root)
+
+
+@pytest.fixture(scope="module")
+def solved(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A release of dropout only: every other exercise keeps its reference code (copy it)."""
+    return release(["dropout"], tmp_path_factory.mktemp("solved") / "copy", root)
+
+
+def _copy(source: Path, dest: Path) -> Path:
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def _plant(student: Path, rel: str, old: str, new: str) -> None:
+    """Replace the one occurrence of ``old`` in the student's ``rel`` by ``new``."""
+    path = student / rel
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} is not exactly once in {rel}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_the_reference_scores_full_marks(root):
+    names = [ex.name for ex in read_catalogue(root=root).exercises]
+    report = grade(root, root=root)
+    assert [e.name for e in report.exercises] == names
+    assert report.score == report.max_score == sum(e.max_score for e in report.exercises)
+    for e in report.exercises:
+        assert e.score == e.max_score and e.failed == 0 and e.passed > 0 and e.reason == "", e
+    assert "total" in report.table() and f"{report.score}/{report.max_score}" in report.table()
+
+
+@pytest.mark.slow
+def test_a_fresh_release_scores_zero_for_the_handed_out_exercises_only(root, handout):
+    report = grade(handout, root=root)
+    assert len(report.exercises) == len(read_catalogue(root=root).exercises)
+    for e in report.exercises:
+        if e.name in HANDED_OUT:
+            assert e.score == 0 and e.passed == 0 and e.failed > 0, e
+            assert f"NotImplementedError: {e.name}:" in e.output, e.output
+        else:
+            assert e.score == e.max_score and e.failed == 0, e.output
+    assert report.score == report.max_score - sum(report[n].max_score for n in HANDED_OUT)
+
+
+PLANTED = [
+    pytest.param(
+        "minialexnet/functional/lrn.py",
+        "_zero_padded(x, n // 2, (n - 1) // 2)",
+        "_zero_padded(x, n // 2, (n - 1) // 2 + 1)",
+        "lrn_forward",
+        ["lrn_backward"],
+        id="lrn-window-off-by-one",
+    ),
+    pytest.param(
+        "minialexnet/functional/conv.py",
+        "bb : bb + ow] += col[:, i, j]",
+        "bb : bb + ow] = col[:, i, j]",
+        "conv2d_backward",
+        ["conv2d_forward"],
+        id="col2im-overwrites",
+    ),
+    pytest.param(
+        "minialexnet/functional/pool.py",
+        "xp.multiply(dout, code == i * kw + j, out=routed)",
+        "routed[...] = dout",
+        "maxpool2d_backward",
+        ["maxpool2d_forward"],
+        id="maxpool-backward-to-the-whole-window",
+    ),
+    pytest.param(
+        "minialexnet/optim.py",
+        "v -= lr * grad",
+        "v += lr * grad",
+        "sgd_momentum",
+        ["tower_exchange"],
+        id="momentum-update-gradient-sign",
+    ),
+    pytest.param(
+        "minialexnet/optim.py",
+        "v *= momentum",
+        "v *= -momentum",
+        "sgd_momentum",
+        ["softmax_cross_entropy"],
+        id="momentum-update-momentum-sign",
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rel, old, new, broken, intact", PLANTED)
+def test_a_planted_mistake_loses_exactly_that_exercises_points(
+    root, solved, tmp_path, rel, old, new, broken, intact
+):
+    student = _copy(solved / "minialexnet", tmp_path / "student" / "minialexnet").parent
+    _plant(student, rel, old, new)
+    report = grade(student, [broken, *intact], root=root)
+    assert report[broken].score == 0 and report[broken].failed > 0, report.table()
+    assert "NotImplementedError" not in report[broken].output
+    for name in intact:
+        assert report[name].score == report[name].max_score, report[name].output
+    assert report.score == report.max_score - report[broken].max_score
+
+
+def test_an_endless_loop_fails_with_a_reason_within_the_time_limit(root, solved, tmp_path):
+    student = _copy(solved / "minialexnet", tmp_path / "student" / "minialexnet").parent
+    old = "    padded, middle = _zero_padded(x, n // 2, (n - 1) // 2)"
+    _plant(student, "minialexnet/functional/lrn.py", old, "    while True:\n        pass\n" + old)
+    start = time.monotonic()
+    report = grade(student, ["lrn_forward", "lrn_backward"], timeout=LOOP_TIMEOUT, root=root)
+    loop = report["lrn_forward"]
+    assert loop.score == 0 and loop.seconds < LOOP_TIMEOUT + 2
+    assert f"time limit of {LOOP_TIMEOUT:g} s reached in tests/exercises/" in loop.reason
+    assert "test_lrn_forward" in loop.reason
+    # the grader carries on with the next exercise (whose tests take the reference's cache)
+    assert report["lrn_backward"].score == report["lrn_backward"].max_score
+    assert time.monotonic() - start < 2 * LOOP_TIMEOUT + 30
+
+
+def test_an_exception_at_import_fails_with_a_reason_and_the_json_says_so(
+    root, solved, tmp_path, capsys
+):
+    student = _copy(solved / "minialexnet", tmp_path / "student" / "minialexnet").parent
+    pool = student / "minialexnet" / "functional" / "pool.py"
+    pool.write_text(pool.read_text() + "\nraise RuntimeError('planted at import')\n")
+    results = tmp_path / "results" / "results.json"
+    command = ["grade", str(student), "--only", "maxpool2d_forward,dropout"]
+    status = exercises_main([*command, "--json", str(results), "--root", str(root)])
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "maxpool2d_forward" in printed and "0/20" in printed
+    data = json.loads(results.read_text())
+    assert data["score"] == 0 and data["max_score"] == 20
+    for test in data["tests"]:
+        assert test["score"] == 0 and test["status"] == "failed"
+        assert "RuntimeError: planted at import" in test["output"]
+        assert "pool.py" in test["output"]  # where it was raised
+
+
+FORCE_PASS = """
+import pytest
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    outcome.get_result().outcome = "passed"
+"""
+
+
+def test_editing_the_student_copy_s_tests_does_not_change_the_grade(root, handout, tmp_path):
+    student = _copy(handout, tmp_path / "student")
+    tests = student / "tests" / "exercises"
+    (tests / "test_lrn_forward.py").write_text("def test_lrn_forward():\n    pass\n")
+    (tests / "exercise_support.py").write_text("def assert_close(*args, **kwargs):\n    pass\n")
+    (tests / "conftest.py").write_text(FORCE_PASS)
+    (student / "conftest.py").write_text(FORCE_PASS)
+    (student / "pytest.ini").write_text("[pytest]\naddopts = --co\n")
+    # the student's own tests now pass ...
+    assert check("lrn_forward", student, timeout=60)[1].passed
+    # ... but the grade is the same as for the untouched handout
+    edited = grade(student, ["lrn_forward"], root=root)["lrn_forward"]
+    fresh = grade(handout, ["lrn_forward"], root=root)["lrn_forward"]
+    assert edited.score == fresh.score == 0
+    assert (edited.passed, edited.failed) == (fresh.passed, fresh.failed) and edited.failed > 5
+    assert "NotImplementedError: lrn_forward:" in edited.output
+
+
+def test_check_explains_a_stub_and_a_planted_mistake(root, handout, solved, tmp_path, capsys):
+    status = exercises_main(["check", "lrn_forward", "--root", str(handout)])
+    printed = capsys.readouterr().out
+    assert status == 1
+    todo = read_catalogue(root=root).get("lrn_forward").todo
+    assert f"Not implemented yet. To do: {todo}" in printed
+    assert "raised in lrn_forward, minialexnet/functional/lrn.py:" in printed
+
+    student = _copy(solved, tmp_path / "student")
+    _plant(student, "minialexnet/functional/conv.py", PLANTED[1].values[1], PLANTED[1].values[2])
+    exercise, result = check("conv2d_backward", student, timeout=60)
+    text = explain(exercise, result)
+    assert not result.passed and text.startswith("conv2d_backward: ")
+    assert "dx (gradient of the input): relative error" in text
+    assert "Not implemented yet" not in text
+    # without minialexnet_reference a self-check takes caches from the copy's own code,
+    # so conv2d_forward's cache test would fail here too; an unrelated exercise passes
+    exercise, result = check("maxpool2d_forward", student, timeout=60)
+    assert result.passed and explain(exercise, result).startswith("maxpool2d_forward: all ")
+
+
+def test_gradescope_results_format():
+    report = GradeReport(
+        Path("alice"),
+        (
+            ExerciseGrade("a", "Exercise A", 10, 10, 5, 0, "", "A: 5 passed", 1.25),
+            ExerciseGrade("b", "Exercise B", 15, 0, 1, 2, "AssertionError: dx", "B: FAILED", 0.5),
+        ),
+        seconds=2.04,
+    )
+    data = json.loads(json.dumps(to_gradescope(report)))
+    assert data["score"] == 10 and data["max_score"] == 25
+    assert data["execution_time"] == 2.0 and "10/25" in data["output"]
+    assert data["tests"] == [
+        {
+            "name": "a: Exercise A",
+            "score": 10,
+            "max_score": 10,
+            "status": "passed",
+            "output": "A: 5 passed",
+        },
+        {
+            "name": "b: Exercise B",
+            "score": 0,
+            "max_score": 15,
+            "status": "failed",
+            "output": "B: FAILED",
+        },
+    ]
+    table = report.table()
+    assert "\na           10/10  ok: 5 tests passed (1.2 s)\n" in table
+    assert "\nb            0/15  AssertionError: dx\n" in table
+    assert table.endswith("\ntotal       10/25")
+
+
+def test_bad_arguments_are_refused_clearly(root, handout, tmp_path, capsys):
+    with pytest.raises(CatalogueError, match="unknown exercise nope; the catalogue has: conv2d"):
+        grade(handout, ["lrn_forward", "nope"], root=root)
+    with pytest.raises(CatalogueError, match="student copy"):
+        grade(handout, ["lrn_forward"], root=handout)
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        grade(tmp_path / "missing", root=root)
+    assert exercises_main(["grade", str(handout), "--only", "nope", "--root", str(root)]) == 2
+    assert "unknown exercise nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        exercises_main(["grade", str(handout), "--timeout", "0"])
+
+
+def test_a_submission_without_the_package_scores_zero(root, solved, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    report = grade(empty, ["dropout", "lrn_forward"], root=root)
+    assert report.score == 0
+    assert all("no minialexnet/__init__.py" in e.reason for e in report.exercises)
+    # an archive that unpacks to one folder holding the copy is found
+    nested = tmp_path / "submission"
+    _copy(solved / "minialexnet", nested / "alice-handout" / "minialexnet")
+    assert find_package_root(nested) == nested / "alice-handout"
+    assert find_package_root(nested / "alice-handout") == nested / "alice-handout"
