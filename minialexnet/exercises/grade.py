@@ -62,7 +62,8 @@ CHECK_TIMEOUT = 300.0
 """Seconds a self-check (``check NAME``) may run."""
 
 _RAISED_IN = re.compile(rf"(?:^|/)({PACKAGE}/[\w/]+\.py):(\d+): in (\w+)", re.MULTILINE)
-_FAILURES_SHOWN = 3  # failures whose traceback goes into an exercise's Gradescope output
+_FAILURES_SHOWN = 3
+_CHECK_SHOWN = 5  # failures that ``check`` explains in full (the rest: one line each)  # failures whose traceback goes into an exercise's Gradescope output
 _OUTPUT_SHOWN = 3000  # characters of a broken run's output shown with its problem
 
 
@@ -391,7 +392,7 @@ def explain(exercise: Exercise, result: SandboxResult) -> str:
     stub = f"NotImplementedError: {exercise.name}:"
     if any(stub in t.details or stub in t.message for t in result.failures):
         lines += ["", f"Not implemented yet. To do: {exercise.todo}"]
-    for test in result.failures:
+    for test in result.failures[:_CHECK_SHOWN]:
         lines += ["", f"FAILED {test.nodeid}"]
         body = _assertion_lines(test.details) or [test.message or test.outcome]
         lines += ["    " + line for line in body]
@@ -399,6 +400,10 @@ def explain(exercise: Exercise, result: SandboxResult) -> str:
         if where:
             path, line, function = where[-1]
             lines.append(f"    (raised in {function}, {path}:{line})")
+    rest = result.failures[_CHECK_SHOWN:]
+    if rest:
+        lines += ["", f"{len(rest)} more failing tests:"]
+        lines += [f"    {test.nodeid}: {test.message or test.outcome}"[:160] for test in rest]
     if result.problem and result.output.strip() and not result.tests:
         lines += ["", "output of the run:", result.output.strip()[-_OUTPUT_SHOWN:]]
     return "\n".join(lines)
