@@ -62,8 +62,8 @@ CHECK_TIMEOUT = 300.0
 """Seconds a self-check (``check NAME``) may run."""
 
 _RAISED_IN = re.compile(rf"(?:^|/)({PACKAGE}/[\w/]+\.py):(\d+): in (\w+)", re.MULTILINE)
-_FAILURES_SHOWN = 3
-_CHECK_SHOWN = 5  # failures that ``check`` explains in full (the rest: one line each)  # failures whose traceback goes into an exercise's Gradescope output
+_FAILURES_SHOWN = 3  # failures whose traceback goes into an exercise's Gradescope output
+_CHECK_SHOWN = 5  # failures that ``check`` explains in full (the rest: one line each)
 _OUTPUT_SHOWN = 3000  # characters of a broken run's output shown with its problem
 
 
@@ -403,7 +403,9 @@ def explain(exercise: Exercise, result: SandboxResult) -> str:
     rest = result.failures[_CHECK_SHOWN:]
     if rest:
         lines += ["", f"{len(rest)} more failing tests:"]
-        lines += [f"    {test.nodeid}: {test.message or test.outcome}"[:160] for test in rest]
+        for test in rest:
+            short = test.nodeid.rpartition("::")[2] or test.nodeid
+            lines.append(f"    {short}: {test.message or test.outcome}"[:160])
     if result.problem and result.output.strip() and not result.tests:
         lines += ["", "output of the run:", result.output.strip()[-_OUTPUT_SHOWN:]]
     return "\n".join(lines)
