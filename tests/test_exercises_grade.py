@@ -119,8 +119,11 @@ def test_sandbox_uses_the_instructors_tests_and_reference_not_the_students(toy):
     _write(student / "tests" / "exercises" / "test_add.py", "def test_add():\n    pass\n")
     _write(student / "tests" / "helpers.py", "FIVE = 0\n")
     _write(student / "minialexnet_reference" / "__init__.py", "def add(a, b):\n    return 5\n")
+    # a stray module beside the package shadows nothing: only the package is on the path
+    _write(student / "random.py", "raise RuntimeError('a scratch file called random.py')\n")
     result = _run(toy)
     assert [t.outcome for t in result.tests] == ["failed", "passed"]
+    assert not (student / "minialexnet" / "__pycache__").exists()  # the run used a copy
 
 
 def test_sandbox_refuses_a_package_that_is_not_the_students(toy):

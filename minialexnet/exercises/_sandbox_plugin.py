@@ -6,8 +6,9 @@ it checks. Configured by environment variables (set by :mod:`minialexnet.exercis
 
 * ``MINIALEXNET_SANDBOX_PACKAGE``: the package that must come from the student's copy
   (``minialexnet``);
-* ``MINIALEXNET_SANDBOX_STUDENT``: the student's folder; the package's ``__file__`` must be
-  inside it;
+* ``MINIALEXNET_SANDBOX_STUDENT``: the folder holding the copy of the student's package;
+  the package's ``__file__`` must be inside it (``MINIALEXNET_SANDBOX_SHOWN``: the
+  student's own folder, named in messages);
 * ``MINIALEXNET_SANDBOX_STATUS``: a file this plugin writes as the run goes: first
   ``importing <package>``, then ``running <test id>`` before each test, and finally, when
   the package could not be imported or came from elsewhere, ``problem <reason>``. The
@@ -45,6 +46,7 @@ def _check_package() -> str | None:
     """None when the package imports from the student's folder, else why not."""
     package = os.environ.get("MINIALEXNET_SANDBOX_PACKAGE", "minialexnet")
     student = Path(os.environ.get("MINIALEXNET_SANDBOX_STUDENT", ".")).resolve()
+    shown = os.environ.get("MINIALEXNET_SANDBOX_SHOWN", str(student))
     _status(f"importing {package}")
     try:
         module = importlib.import_module(package)
@@ -54,11 +56,11 @@ def _check_package() -> str | None:
         )
     file = getattr(module, "__file__", None)
     if file is None:
-        return f"{package} in {student} is not a package (no {package}/__init__.py)"
+        return f"{package} in {shown} is not a package (no {package}/__init__.py)"
     if not Path(file).resolve().is_relative_to(student):
         return (
             f"{package} was imported from {Path(file).parent}, not from the student's copy "
-            f"{student}: the student's package is missing or does not import"
+            f"{shown}: the student's package is missing there"
         )
     return None
 

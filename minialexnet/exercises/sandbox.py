@@ -2,6 +2,9 @@
 
 ``run_tests(student, tests, root=...)`` makes a fresh temporary folder holding
 
+* ``student/minialexnet``: a copy of the student's package, and nothing else of the
+  student's folder (a stray ``random.py`` or ``numpy/`` beside it cannot shadow anything,
+  and the run cannot change the student's files);
 * copies of the named test files from the instructor's checkout ``root`` (never the
   student's), at the same relative paths, with the ``conftest.py`` and helper modules
   (``tests/helpers.py``) of the folders they sit in;
@@ -10,9 +13,9 @@
   take a forward pass's cache or reference values that the student's code cannot change;
 * ``plugin/``: the checking plugin (:mod:`minialexnet.exercises._sandbox_plugin`);
 
-and runs ``python -m pytest`` there with ``PYTHONPATH=plugin:reference:STUDENT`` in a new
+and runs ``python -m pytest`` there with ``PYTHONPATH=plugin:reference:student`` in a new
 process group, with ``-p no:cacheprovider`` and ``--junitxml``. The plugin fails every
-test with a clear reason unless ``minialexnet`` is imported from the student's folder.
+test with a clear reason unless ``minialexnet`` is imported from the student's copy.
 At the time limit the whole process group is killed (whatever the student's code
 started goes too). Output is read as it comes and only its first ``output_limit`` bytes
 are kept, so code that prints in a loop costs neither memory nor disk. Per-test results
@@ -53,6 +56,9 @@ DEFAULT_OUTPUT_LIMIT = 64 * 1024
 PACKAGE = "minialexnet"
 _PLUGIN = "_minialexnet_sandbox_plugin"
 _DETAILS_LIMIT = 4000  # characters of one failure's traceback kept
+_CACHES = shutil.ignore_patterns("__pycache__", "*.pyc")
+# the grader's own pytest settings and paths must not reach the graded run
+_DROPPED_ENV = {"PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTHONSTARTUP"}
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,7 @@ def copy_reference_package(root: Path, dest: Path, package: str = PACKAGE) -> Pa
     if not (source / "__init__.py").is_file():
         raise FileNotFoundError(f"no {package} package in {root} (looked for {source}/__init__.py)")
     target = Path(dest) / f"{package}_reference"
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(source, target, ignore=_CACHES)
     return target
 
 
@@ -282,15 +288,20 @@ def run_tests(
         plugin_dir.mkdir()
         shutil.copy2(Path(__file__).with_name("_sandbox_plugin.py"), plugin_dir / f"{_PLUGIN}.py")
         junit, status = work / "results.xml", work / "status.txt"
+        student_dir = work / "student"
+        student_dir.mkdir()
+        if (student / package).is_dir():
+            shutil.copytree(student / package, student_dir / package, ignore=_CACHES, symlinks=True)
 
         path = [str(plugin_dir)] + ([str(Path(reference).resolve())] if reference else [])
-        child_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        child_env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
         child_env.update(env or {})
         child_env.update(
-            PYTHONPATH=os.pathsep.join(path + [str(student)]),
+            PYTHONPATH=os.pathsep.join([*path, str(student_dir)]),
             PYTHONDONTWRITEBYTECODE="1",
             MINIALEXNET_SANDBOX_PACKAGE=package,
-            MINIALEXNET_SANDBOX_STUDENT=str(student),
+            MINIALEXNET_SANDBOX_STUDENT=str(student_dir),
+            MINIALEXNET_SANDBOX_SHOWN=str(student),
             MINIALEXNET_SANDBOX_STATUS=str(status),
         )
         command = [sys.executable, "-m", "pytest", "-c", str(work / "pytest.ini")]
