@@ -23,7 +23,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -270,7 +270,7 @@ def grade(
     *,
     output_limit: int = DEFAULT_OUTPUT_LIMIT,
     env: dict[str, str] | None = None,
-    progress: Any = None,
+    progress: Callable[[ExerciseGrade], None] | None = None,
 ) -> GradeReport:
     """Grade the student copy ``student`` on the exercises ``names`` (default: all).
 
@@ -289,6 +289,7 @@ def grade(
 
     Raises:
         FileNotFoundError: ``student`` is not a folder.
+        ValueError: ``timeout`` is not positive.
         CatalogueError: unknown exercise names (the message lists the known ones), or
             ``root`` is not an instructor's checkout.
     """
