@@ -243,8 +243,8 @@ def test_catalogue_problems_are_reported_clearly(tmp_path, change, match):
 
 
 def test_unknown_names_list_the_known_ones():
-    with pytest.raises(CatalogueError, match=r"unknown exercise lrn; the catalogue has: conv2d_fo"):
-        select(CATALOGUE.exercises, ["lrn"])
+    with pytest.raises(CatalogueError, match=r"unknown exercise lrm; the catalogue has: conv2d_fo"):
+        select(CATALOGUE.exercises, ["lrm"])
     assert [ex.name for ex in select(CATALOGUE.exercises, ["dropout", "lrn_forward"])] == [
         "lrn_forward",
         "dropout",
@@ -449,8 +449,8 @@ def test_the_student_package_runs_around_the_missing_pieces(partial_release):
 
 
 def test_release_refuses_bad_names_and_occupied_folders(tmp_path, capsys):
-    with pytest.raises(ReleaseError, match=r"unknown exercise lrn; the catalogue has: conv2d"):
-        release(["lrn"], tmp_path / "x")
+    with pytest.raises(ReleaseError, match=r"unknown exercise lrm; the catalogue has: conv2d"):
+        release(["lrm"], tmp_path / "x")
     assert not (tmp_path / "x").exists()
     occupied = tmp_path / "occupied"
     occupied.mkdir()
@@ -490,3 +490,17 @@ def test_regions_module_holds_no_marker_line():
             i for i, line in enumerate(text.splitlines()) if line.strip() in (BEGIN, END)
         ], path
     assert regions.BEGIN == "### BEGIN SOLUTION" and regions.END == "### END SOLUTION"
+
+
+def test_a_group_name_stands_for_its_exercises_as_in_the_issues_example():
+    from minialexnet.exercises.catalogue import CatalogueError, load_catalogue, select
+
+    exercises = load_catalogue()
+    chosen = [e.name for e in select(exercises, ["conv2d_backward", "lrn"])]
+    assert chosen == ["conv2d_backward", "lrn_forward", "lrn_backward"]
+    assert [e.name for e in select(exercises, ["maxpool2d"])] == [
+        "maxpool2d_forward",
+        "maxpool2d_backward",
+    ]
+    with pytest.raises(CatalogueError, match="or a group: conv2d, lrn, maxpool2d"):
+        select(exercises, ["lrm"])

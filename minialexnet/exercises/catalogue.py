@@ -100,7 +100,8 @@ class Catalogue:
 
     def get(self, name: str) -> Exercise:
         """The exercise called ``name`` (``CatalogueError`` listing the known names if none)."""
-        return select(self.exercises, [name])[0]
+        exact = [ex for ex in self.exercises if ex.name == name]
+        return exact[0] if exact else select(self.exercises, [name])[0]
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -364,21 +365,37 @@ def load_catalogue(path: str | Path | None = None) -> list[Exercise]:
 def select(exercises: Sequence[Exercise], names: Iterable[str] | None) -> list[Exercise]:
     """The exercises called ``names``, in catalogue order (all of them for None).
 
+    A name that is not an exercise but the start of some (``lrn`` for ``lrn_forward``
+    and ``lrn_backward``, ``conv2d``, ``maxpool2d``) stands for all of those.
     Raises :class:`CatalogueError` naming the unknown ones and listing the known names.
     """
     if names is None:
         return list(exercises)
     wanted = [n.strip() for n in names if n.strip()]
     known = [ex.name for ex in exercises]
-    unknown = [n for n in wanted if n not in known]
+    chosen: set[str] = set()
+    unknown = []
+    for name in wanted:
+        group = [k for k in known if k == name] or [k for k in known if k.startswith(name + "_")]
+        if not group:
+            unknown.append(name)
+        chosen.update(group)
     if unknown:
         raise CatalogueError(
             f"unknown exercise{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-            f"the catalogue has: {', '.join(known)}"
+            f"the catalogue has: {', '.join(known)} (or a group: "
+            f"{', '.join(groups(known))})"
         )
     if not wanted:
         raise CatalogueError(f"no exercise named; the catalogue has: {', '.join(known)}")
-    return [ex for ex in exercises if ex.name in wanted]
+    return [ex for ex in exercises if ex.name in chosen]
+
+
+def groups(names: Sequence[str]) -> list[str]:
+    """Prefixes that stand for several exercises: ``lrn`` for lrn_forward and lrn_backward."""
+    prefixes = {n.rsplit("_", 1)[0] for n in names if "_" in n}
+    return sorted(p for p in prefixes if p not in names and sum(
+        n.startswith(p + "_") for n in names) > 1)  # fmt: skip
 
 
 # -- writing and printing -----------------------------------------------------------------------

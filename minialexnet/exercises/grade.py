@@ -507,10 +507,13 @@ def check_main(args: Sequence[str] | argparse.Namespace) -> int:
     if not isinstance(args, argparse.Namespace):
         args = check_parser().parse_args(list(args))
     root = getattr(args, "root", None)
-    try:
-        exercise, result = check(args.name, root, getattr(args, "timeout", None) or CHECK_TIMEOUT)
+    timeout = getattr(args, "timeout", None) or CHECK_TIMEOUT
+    try:  # a group name (``lrn``) checks each of its exercises in turn
+        copy = repo_root() if root is None else Path(root).resolve()
+        names = [ex.name for ex in select(read_catalogue(root=copy).exercises, [args.name])]
+        results = [check(name, root, timeout) for name in names]
     except (CatalogueError, FileNotFoundError, ValueError) as exc:
         print(f"check: {exc}", file=sys.stderr)
         return 2
-    print(explain(exercise, result))
-    return 0 if result.passed else 1
+    print("\n\n".join(explain(exercise, result) for exercise, result in results))
+    return 0 if all(result.passed for _, result in results) else 1
