@@ -504,3 +504,11 @@ def test_a_group_name_stands_for_its_exercises_as_in_the_issues_example():
     ]
     with pytest.raises(CatalogueError, match="or a group: conv2d, lrn, maxpool2d"):
         select(exercises, ["lrm"])
+
+
+@pytest.mark.parametrize("command", ["list", "release", "grade", "check"])
+def test_every_command_answers_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    assert f"python -m minialexnet.exercises {command}" in capsys.readouterr().out

@@ -23,7 +23,7 @@ from .catalogue import CatalogueError, format_table, read_catalogue
 _EPILOG = """\
 examples:
   python -m minialexnet.exercises list
-  python -m minialexnet.exercises release --only conv2d_backward,lrn_forward --out handout
+  python -m minialexnet.exercises release --only conv2d_backward,lrn --out handout
   python -m minialexnet.exercises grade submissions/alice --json results.json
   python -m minialexnet.exercises check lrn_forward      (inside a student copy)
 """
@@ -101,17 +101,21 @@ def _release(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("grade", "check"):
+        # their own parsers take the rest (argparse's REMAINDER would refuse a leading --help)
+        from .grade import check_main, grade_main  # lazily: only these need the grader
+
+        try:
+            return int((grade_main if argv[0] == "grade" else check_main)(argv[1:]) or 0)
+        except CatalogueError as exc:
+            print(f"{argv[0]}: {exc}", file=sys.stderr)
+            return 2
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
             return _list(args)
-        if args.command == "release":
-            return _release(args)
-        from .grade import check_main, grade_main  # lazily: only these need the grader
-
-        handler = grade_main if args.command == "grade" else check_main
-        return int(handler(list(args.rest)) or 0)
+        return _release(args)  # grade and check never get here: see above
     except CatalogueError as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 2
