@@ -36,7 +36,7 @@ from numbers import Integral
 from typing import Any
 
 from ..backend import get_array_module
-from . import _checks
+from . import _checks, cuda_kernels
 
 __all__ = [
     "conv2d_forward",
@@ -89,7 +89,10 @@ def im2col(xs: Any, kernel: tuple[int, int], out_hw: tuple[int, int]) -> Any:
         col[c, i, j, n, oh, ow] = x_pad[n, c, i + sh*oh, j + sw*ow].
 
     One copy per kernel offset (i, j): KH*KW Python steps, each moving the whole batch.
+    On a GPU with ``MINIALEXNET_KERNELS=1``: one CUDA gather (:mod:`.cuda_kernels`).
     """
+    if cuda_kernels.enabled(xs):
+        return cuda_kernels.im2col(xs, kernel, out_hw)
     ### BEGIN SOLUTION
     xp = get_array_module(xs)
     c, n, sh, sw = xs.shape[:4]
@@ -111,8 +114,11 @@ def col2im(col: Any, dxs: Any) -> Any:
     columns are added in place (and which is returned). Where windows overlap
     the contributions add up. Within one kernel offset every output pixel maps
     to a distinct input pixel, so a plain ``+=`` per offset is exact: no
-    scatter-add (``np.add.at``) is needed.
+    scatter-add (``np.add.at``) is needed. On a GPU with ``MINIALEXNET_KERNELS=1``:
+    one CUDA gather per input entry (:mod:`.cuda_kernels`), deterministic.
     """
+    if cuda_kernels.enabled(dxs):
+        return cuda_kernels.col2im(col, dxs)
     ### BEGIN SOLUTION
     c, kh, kw, n, oh, ow = col.shape
     sh, sw = dxs.shape[2:4]
