@@ -1,6 +1,7 @@
 """The CUDA gathers of minialexnet.functional.cuda_kernels against the generic array code.
 
-On the CPU: the source compiles with nvcc (where nvcc exists) and the kernels stay off.
+On the CPU: the source compiles with nvcc (where nvcc exists) and NumPy arrays never
+reach the kernels.
 On a GPU: im2col and col2im equal the generic versions (hypothesis-drawn shapes, strides
 and both float dtypes), and whole convolutions agree with the kernels on and off.
 """
@@ -41,11 +42,20 @@ def test_source_compiles_with_nvcc(tmp_path):
         assert f".entry {name}" in ptx
 
 
-def test_kernels_are_off_on_the_cpu_and_by_default(monkeypatch):
+def test_kernels_never_take_numpy_arrays(monkeypatch):
     x = np.zeros((1, 1, 1, 1, 2, 2), np.float32)
     monkeypatch.setenv("MINIALEXNET_KERNELS", "1")
-    assert not cuda_kernels.enabled(x)  # NumPy arrays never go to CUDA
+    assert not cuda_kernels.enabled(x)
     monkeypatch.delenv("MINIALEXNET_KERNELS")
+    assert not cuda_kernels.enabled(x)
+
+
+@needs_gpu
+def test_kernels_are_on_for_cupy_unless_switched_off(monkeypatch):
+    x = Device("gpu:0").xp.zeros((1, 1, 1, 1, 2, 2), "float32")
+    monkeypatch.delenv("MINIALEXNET_KERNELS", raising=False)
+    assert cuda_kernels.enabled(x)
+    monkeypatch.setenv("MINIALEXNET_KERNELS", "0")
     assert not cuda_kernels.enabled(x)
 
 

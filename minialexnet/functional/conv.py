@@ -89,7 +89,7 @@ def im2col(xs: Any, kernel: tuple[int, int], out_hw: tuple[int, int]) -> Any:
         col[c, i, j, n, oh, ow] = x_pad[n, c, i + sh*oh, j + sw*ow].
 
     One copy per kernel offset (i, j): KH*KW Python steps, each moving the whole batch.
-    On a GPU with ``MINIALEXNET_KERNELS=1``: one CUDA gather (:mod:`.cuda_kernels`).
+    On a GPU: one CUDA gather (:mod:`.cuda_kernels`; ``MINIALEXNET_KERNELS=0``: this code).
     """
     if cuda_kernels.enabled(xs):
         return cuda_kernels.im2col(xs, kernel, out_hw)
@@ -114,8 +114,8 @@ def col2im(col: Any, dxs: Any) -> Any:
     columns are added in place (and which is returned). Where windows overlap
     the contributions add up. Within one kernel offset every output pixel maps
     to a distinct input pixel, so a plain ``+=`` per offset is exact: no
-    scatter-add (``np.add.at``) is needed. On a GPU with ``MINIALEXNET_KERNELS=1``:
-    one CUDA gather per input entry (:mod:`.cuda_kernels`), deterministic.
+    scatter-add (``np.add.at``) is needed. On a GPU: one CUDA gather per input
+    entry (:mod:`.cuda_kernels`; ``MINIALEXNET_KERNELS=0``: this code), deterministic.
     """
     if cuda_kernels.enabled(dxs):
         return cuda_kernels.col2im(col, dxs)

@@ -13,9 +13,15 @@ is KH*KW block copies, one kernel launch each (121 for conv1), and its
             of col[c, i, j, n, a - i//sh, b - j//sw]
 
 Layouts are those of :func:`minialexnet.functional.conv.space_to_depth` and
-:func:`~minialexnet.functional.conv.im2col`. Opt in with ``MINIALEXNET_KERNELS=1``
-(they are off by default until measured on a GPU); the tests compare them with
-the generic code on the GPU, and compile the source with ``nvcc`` where it exists.
+:func:`~minialexnet.functional.conv.im2col`. They are used for every CuPy
+array; ``MINIALEXNET_KERNELS=0`` switches them off (the generic code then runs on
+the GPU too). The tests compare them with the generic code on the GPU, and
+compile the source with ``nvcc`` where it exists.
+
+Measured on an H200 (2026-11-27, ``python -m minialexnet.bench layers --device gpu``,
+batch 16, forward+backward): conv1 6.9 -> 1.2 ms (7.2x -> 1.5x PyTorch's time),
+conv2 2.3 -> 1.7 ms; the paper model's training step at batch 128 2072 -> 2180
+images/s (0.44x -> 0.47x PyTorch in the same run).
 """
 
 from __future__ import annotations
@@ -82,8 +88,8 @@ _THREADS = 256
 
 
 def enabled(x: Any) -> bool:
-    """True when ``x`` is a CuPy array and ``MINIALEXNET_KERNELS=1`` asks for these kernels."""
-    if os.environ.get("MINIALEXNET_KERNELS", "") != "1":
+    """True when ``x`` is a float CuPy array, unless ``MINIALEXNET_KERNELS=0`` turns them off."""
+    if os.environ.get("MINIALEXNET_KERNELS", "1").strip() == "0":
         return False
     return get_array_module(x).__name__ == "cupy" and x.dtype.char in "fd"
 
