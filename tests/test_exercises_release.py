@@ -380,6 +380,16 @@ def test_a_release_is_complete_and_leaves_out_the_instructors_material(full_rele
     assert not (full_release / "tests" / "exercises" / "hidden").exists()
     assert not (full_release / "docs" / "instructors.md").exists()
     assert "instructors.md" not in (full_release / "mkdocs.yml").read_text()
+    # the CUDA gathers solve im2col/col2im too: left out, and conv runs without them
+    assert not (full_release / "minialexnet" / "functional" / "cuda_kernels.py").exists()
+    probe = "import minialexnet.functional.conv as c; print(c.__file__, c.cuda_kernels)"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=full_release, env={**os.environ, "PYTHONPATH": str(full_release)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(full_release / "minialexnet/functional/conv.py"), "None"]
     for path in _student_files(full_release):
         assert "__pycache__" not in path.parts and path.suffix != ".pyc"
         if path.suffix == ".py":
