@@ -48,11 +48,16 @@ def evaluate_model(
     """Loss and top-1/top-5 error (fractions) of ``model`` on ``dataset``, in order, no dropout.
 
     With ``ten_crops`` the softmax outputs of the ten patches are averaged per image.
+    When the images are exactly the model's input size (32x32 CIFAR images for
+    ``alexnet_cifar``) the five windows are all the whole image, so the average of
+    the ten is that of the image and its mirror: only those two are computed.
     With ``keep_predictions`` the result also holds ``"predictions"``: the most probable
     class of every example, in the dataset's order (int64 array), e.g. for
     :func:`minialexnet.viz.plot_confusion`.
     """
     crop = model.input_size
+    # patches 4 and 9 of TEN_CROP_ORDER: the centre and its mirror
+    distinct = [4, 9] if tuple(dataset.images.shape[1:3]) == (crop, crop) else slice(None)
     if ten_crops:
 
         def transform(images: np.ndarray, rng: Any) -> np.ndarray:
@@ -72,7 +77,7 @@ def evaluate_model(
         disable=not progress,
     )
     for x, y in bar:
-        crops = x if ten_crops else x[None]
+        crops = x[distinct] if ten_crops else x[None]
         probs = np.mean([to_numpy(F.softmax(model.forward(c, train=False))) for c in crops], axis=0)
         loss_sum += float(-np.log(np.maximum(probs[np.arange(len(y)), y], 1e-30)).sum())
         top1 += topk_correct(probs, y, 1)

@@ -231,7 +231,8 @@ for name, ten in (("centre", False), ("ten-crop", True)):
           f"{100 * r['top5_err']:5.1f}%  loss {r['loss']:.3f}  ({time.perf_counter() - start:.1f} s)")  # fmt: skip
 
 # %% [markdown]
-# Ten-crop testing costs ten forward passes per image (here two would do, see above). On
+# Ten-crop testing costs ten forward passes per image where the patches differ; here they
+# do not (see above), and `evaluate_model` runs only the two distinct ones. On
 # this small network it can only help where the model is unsure of an image and its
 # mirror; the difference between the two lines above is small, and with a model trained
 # for minutes on a few hundred validation images it is mostly noise.
