@@ -47,7 +47,7 @@ from typing import Any
 
 from . import train
 from .checkpoint import load_checkpoint
-from .models import Variant, model_from_config
+from .models import model_from_config
 from .viz import plot_comparison, read_metrics
 
 __all__ = [
@@ -223,13 +223,13 @@ def report(experiment: Experiment, out: Path, budget_minutes: float) -> dict[str
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     curves: dict[str, list[dict[str, Any]]] = {}
-    for label, variant in experiment.runs:
+    for label, _ in experiment.runs:
         run_dir = out / _slug(label)
         if not (run_dir / "metrics.jsonl").exists():
             raise SystemExit(f"experiments: no run of {label!r} in {run_dir}; train it first")
         records = read_metrics(run_dir / "metrics.jsonl")
-        config = {"arch": experiment.model, "num_classes": _num_classes(run_dir),
-                  **Variant(**train.parse_variant(list(variant))).changes()}  # fmt: skip
+        _, meta = load_checkpoint(run_dir / "checkpoint.npz")  # the model as it was trained
+        config = meta["config"]
         summary = _summarise(records, config)
         command = run_dir / "command.txt"
         summary["command"] = command.read_text().strip() if command.exists() else None
@@ -254,12 +254,6 @@ def report(experiment: Experiment, out: Path, budget_minutes: float) -> dict[str
     (out / "results.md").write_text(to_markdown(results))
     print(f"\n{to_markdown(results)}\nwrote {out / 'results.json'}, results.md and {plot.name}")
     return results
-
-
-def _num_classes(run_dir: Path) -> int:
-    """The number of classes the run trained on, from its checkpoint's metadata."""
-    _, meta = load_checkpoint(run_dir / "checkpoint.npz")
-    return int(meta["config"]["num_classes"])
 
 
 def speedup(results: dict[str, Any], threshold: float) -> dict[str, Any]:

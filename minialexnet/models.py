@@ -113,10 +113,7 @@ class Variant:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Variant:
         """The variant a model's ``config`` records (defaults for absent keys)."""
-        kw = {k: config[k] for k in ("activation", "lrn", "pool", "towers") if k in config}
-        if "pool" in kw:
-            kw["pool"] = tuple(kw["pool"])
-        return cls(**kw)
+        return cls(**{k: config[k] for k in ("activation", "lrn", "pool", "towers") if k in config})
 
 
 @dataclass(frozen=True)
@@ -164,6 +161,11 @@ class _LayerMaker:
                 with self.device:
                     p[...] = self.device.asarray(draw)
         return layer
+
+
+def _paper_lrn() -> LRN:
+    """Response normalization with the paper's constants [3.3]: n=5, k=2, alpha=1e-4, beta=0.75."""
+    return LRN(n=5, k=2.0, alpha=1e-4, beta=0.75)
 
 
 def _pooled(size: int, pool: tuple[int, int]) -> int:
@@ -214,7 +216,7 @@ def _alexnet(
         return ACTIVATIONS[variant.activation]()
 
     def norm() -> list[tuple[str, Any]]:
-        return [("norm", LRN(n=5, k=2.0, alpha=1e-4, beta=0.75))] if variant.lrn else []  # [3.3]
+        return [("norm", _paper_lrn())] if variant.lrn else []
 
     def pool() -> MaxPool2d:
         return MaxPool2d(*variant.pool)  # overlapping (3, 2) [3.4]
@@ -414,7 +416,7 @@ def cnn4(
                    (f"{variant.activation}{i}", ACTIVATIONS[variant.activation]()),
                    (f"pool{i}", MaxPool2d(*variant.pool))]  # fmt: skip
         if variant.lrn and i < 3:
-            layers.append((f"norm{i}", LRN(n=5, k=2.0, alpha=1e-4, beta=0.75)))
+            layers.append((f"norm{i}", _paper_lrn()))
     layers.append(("flatten", Flatten()))
     head = Sequential([("fc", make.fc(64 * size**2, num_classes, bias=0.0))])
     stages = [
