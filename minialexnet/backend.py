@@ -15,7 +15,10 @@ which one to use. This is the only file that imports CuPy.
 
 from __future__ import annotations
 
+import gc
 import sys
+import tracemalloc
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
@@ -23,10 +26,14 @@ import numpy as np
 
 __all__ = [
     "Device",
+    "MemoryMeter",
     "SimulatedDeviceArray",
     "get_array_module",
     "gpu_available",
+    "memory_held",
     "reuse_freed_memory",
+    "set_tf32",
+    "tf32_enabled",
     "to_numpy",
 ]
 
@@ -88,6 +95,40 @@ def reuse_freed_memory() -> bool:
         return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
     except (OSError, AttributeError):  # not glibc (musl, ...): nothing to do
         return False
+
+
+def _linalg_settings() -> Any:
+    """CuPy's matmul settings module (``set_compute_type``), or None without CuPy."""
+    if _import_cupy() is None:
+        return None
+    from cupy._core import _routines_linalg  # noqa: PLC0415 -- where CuPy keeps the switch
+
+    return _routines_linalg
+
+
+def set_tf32(enabled: bool) -> bool:
+    """Let CuPy's float32 matrix products use TensorFloat-32 (``True``) or not (``False``).
+
+    TF32 (NVIDIA Ampere and later: A100, H100, ...) rounds the inputs of a float32
+    product to 10 bits of mantissa on the tensor cores and accumulates in float32:
+    several times faster, but results differ from float32 in the fourth digit. The
+    library leaves it off unless asked (``python -m minialexnet.train --tf32``); this
+    switch is process-wide, and it also overrides a ``CUPY_TF32`` environment
+    variable. Cards older than Ampere ignore it (CuPy warns). Returns True when it
+    applied, False where CuPy is not importable (the CPU has no TF32).
+    """
+    linalg = _linalg_settings()
+    if linalg is None:
+        return False
+    mode = linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT
+    linalg.set_compute_type(np.float32, mode)
+    return True
+
+
+def tf32_enabled() -> bool:
+    """True when CuPy's float32 matrix products may use TF32 (see :func:`set_tf32`)."""
+    linalg = _linalg_settings()
+    return linalg is not None and linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_TF32
 
 
 def get_array_module(*arrays: Any) -> ModuleType:
@@ -312,3 +353,70 @@ def _tag(result: Any, name: str | None) -> Any:
     if isinstance(result, np.ndarray) and name is not None:
         return _simulated(result.view(np.ndarray), name)
     return result
+
+
+# -- memory ---------------------------------------------------------------------------------
+
+
+def memory_held(device: Device) -> int | None:
+    """Bytes that CuPy's memory pool holds on GPU ``device`` now; None for the CPU.
+
+    The pool keeps every block it ever allocated (freed arrays return their block to
+    it for reuse), so after some work this is the most that work needed at once,
+    plus fragmentation: the figure that must fit in the card's memory. The CUDA
+    context and cuBLAS's workspace (a few hundred MB) are not included.
+    """
+    if not device.is_gpu:
+        return None
+    with device:
+        return int(_cupy.get_default_memory_pool().total_bytes())  # type: ignore[union-attr]
+
+
+class MemoryMeter:
+    """The peak memory of a stretch of work, per device::
+
+        with MemoryMeter(devices) as meter:
+            model = build(); step(); step()
+        meter.peak     # {"gpu:0": bytes, "gpu:1": bytes} or {"cpu": bytes}
+        meter.start    # the same at entry: peak - start is what the work itself added
+
+    On a GPU: on entry the pool's unused blocks are released, so the count starts
+    from the arrays alive then; on exit, :func:`memory_held` (every array alive
+    before or made during the work, at the most there were at once). On the CPU:
+    the peak of memory traced by ``tracemalloc`` during the work (NumPy reports its
+    array buffers to it), arrays allocated before entry not included, for the whole
+    process (simulated ``cpu:N`` devices are not told apart, key ``"cpu"``). Tracing
+    slows Python down: measure memory apart from timing.
+    """
+
+    def __init__(self, devices: Iterable[Device]) -> None:
+        self.devices = list(dict.fromkeys(Device(d) for d in devices))
+        self.peak: dict[str, int] = {}
+        self.start: dict[str, int] = {}
+        self._started_tracing = False
+
+    def __enter__(self) -> MemoryMeter:
+        gc.collect()
+        for device in self.devices:
+            if device.is_gpu:
+                device.synchronize()
+                with device:
+                    _cupy.get_default_memory_pool().free_all_blocks()  # type: ignore[union-attr]
+                self.start[device.name] = memory_held(device) or 0
+        if any(not d.is_gpu for d in self.devices):
+            self._started_tracing = not tracemalloc.is_tracing()
+            if self._started_tracing:
+                tracemalloc.start()
+            tracemalloc.reset_peak()
+            self.start["cpu"] = tracemalloc.get_traced_memory()[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for device in self.devices:
+            if device.is_gpu:
+                device.synchronize()
+                self.peak[device.name] = memory_held(device) or 0
+        if any(not d.is_gpu for d in self.devices):
+            self.peak["cpu"] = tracemalloc.get_traced_memory()[1]
+            if self._started_tracing:
+                tracemalloc.stop()

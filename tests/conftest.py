@@ -28,3 +28,13 @@ def device(request: pytest.FixtureRequest) -> Device:
 def xp(device: Device):
     """The array module (numpy or cupy) of the ``device`` fixture."""
     return device.xp
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test skipped for want of a GPU ("needs CuPy and a CUDA GPU ...") is a GPU test:
+    mark it ``gpu`` too, so that ``pytest -m gpu`` (the GPU check) selects it."""
+    for item in items:
+        for mark in item.iter_markers("skipif"):
+            if str(mark.kwargs.get("reason", "")).startswith("needs CuPy and a CUDA GPU"):
+                item.add_marker(pytest.mark.gpu)
+                break

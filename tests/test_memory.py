@@ -1,0 +1,152 @@
+"""Peak memory (MemoryMeter), the paper's 3 GB per GPU, and the TF32 switch.
+
+The paper's two GTX 580s had 3 GB each: the model at batch 128 must train within
+3 GiB per tower. The same array code allocates the same buffers with NumPy and
+CuPy, so the CPU measures it too (tracemalloc sees NumPy's buffers); on a GPU the
+check runs under a hard limit on CuPy's memory pool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from minialexnet import functional as F
+from minialexnet.backend import Device, MemoryMeter, gpu_available, set_tf32, tf32_enabled
+from minialexnet.functional import conv
+from minialexnet.models import model_from_config
+from minialexnet.optim import SGD
+
+GiB = 2**30
+needs_gpu = pytest.mark.skipif(
+    not gpu_available(), reason="needs CuPy and a CUDA GPU (none here); pip install '.[gpu]'"
+)
+
+
+def _train_steps(devices: list[Device], batch: int, steps: int = 2) -> None:
+    model = model_from_config(
+        {"arch": "alexnet", "num_classes": 1000, "init": "scaled"}, devices=devices, seed=0
+    )
+    optimizer = SGD(model.parameters(), lr=0.001, momentum=0.9, weight_decay=5e-4)
+    home = devices[0]
+    with home:
+        x = home.rng(0).standard_normal((batch, 3, 227, 227), dtype=np.float32) * 60
+    y = np.arange(batch) % 1000
+    for _ in range(steps):
+        _, dlogits = F.softmax_cross_entropy(model.forward(x, train=True), y)
+        model.backward(dlogits)
+        optimizer.step()
+    for d in devices:
+        d.synchronize()
+
+
+def test_meter_sees_the_largest_array_alive_at_once_on_the_cpu():
+    with MemoryMeter(["cpu"]) as meter:
+        a = np.ones(2**20)  # 8 MiB
+        del a
+        b = [np.ones(2**18) for _ in range(3)]  # 3 x 2 MiB alive together
+        del b
+    assert 8 * 2**20 <= meter.peak["cpu"] < 9 * 2**20
+    with MemoryMeter(["cpu"]) as small:
+        c = np.ones(2**10)
+    assert small.peak["cpu"] < 2**20, "a fresh meter starts from zero"
+    del c
+
+
+def test_im2col_chunking_bounds_the_convolution_memory():
+    """conv2d_forward's col_bytes is what keeps the im2col buffer (and the peak) small."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 3, 67, 67)).astype(np.float32)
+    w = rng.standard_normal((8, 3, 11, 11)).astype(np.float32)
+    col_bytes = 3 * 121 * 15 * 15 * 16 * 4  # the whole batch's columns: 5.2 MB
+    peaks = {}
+    for bound in (col_bytes, col_bytes // 8):
+        with MemoryMeter(["cpu"]) as meter:
+            out, cache = conv.conv2d_forward(x, w, None, 4, 0, 1, col_bytes=bound)
+            conv.conv2d_backward(np.ones_like(out), cache)
+            del out, cache
+        peaks[bound] = meter.peak["cpu"]
+    assert peaks[col_bytes // 8] < peaks[col_bytes] - col_bytes // 2
+
+
+def test_paper_model_at_batch_128_needs_under_3_gib_per_tower_on_the_cpu():
+    """Both towers on one device: the process's NumPy peak over two steps <= 2 x 3 GiB.
+
+    Measured 2026-11-27: 3.66 GiB for both towers (parameters, gradients and momentum
+    0.73 GiB of it), so 1.83 GiB per tower. The towers are the same size; the head
+    (fc8, the loss) is 1% of it.
+    """
+    with MemoryMeter(["cpu"]) as meter:
+        _train_steps([Device("cpu")], batch=128)
+    assert meter.peak["cpu"] <= 2 * 3 * GiB, f"{meter.peak['cpu'] / GiB:.2f} GiB"
+
+
+def test_tf32_switch_is_refused_quietly_without_cupy(monkeypatch):
+    from minialexnet import backend
+
+    monkeypatch.setattr(backend, "_import_cupy", lambda: None)
+    assert set_tf32(True) is False
+    assert tf32_enabled() is False
+
+
+@needs_gpu
+def test_meter_counts_a_gpu_array_and_the_pool_is_per_device():
+    dev = Device("gpu:0")
+    with MemoryMeter([dev]) as meter:
+        with dev:
+            a = dev.xp.ones(2**24, dtype=np.float32)  # 64 MiB
+        del a
+    added = meter.peak["gpu:0"] - meter.start["gpu:0"]
+    assert 64 * 2**20 <= added < 80 * 2**20
+
+
+@needs_gpu
+def test_tf32_changes_float32_products_only_when_switched_on():
+    dev = Device("gpu:0")
+    xp = dev.xp
+    major = int(xp.cuda.Device(0).compute_capability[:-1] or 0)
+    if major < 8:
+        pytest.skip("TF32 needs an Ampere or later GPU (compute capability 8.0+)")
+    a = xp.full((256, 256), 1.0001, dtype=xp.float32)  # 1.0001 is not a TF32 number
+    b = xp.ones((256, 256), dtype=xp.float32)
+    try:
+        set_tf32(False)
+        exact = float((a @ b)[0, 0])
+        set_tf32(True)
+        assert tf32_enabled()
+        rounded = float((a @ b)[0, 0])
+    finally:
+        set_tf32(False)
+    assert abs(exact - 256 * 1.0001) < 1e-3
+    assert abs(rounded - 256.0) < 1e-3, "TF32 keeps 10 bits of mantissa: 1.0001 becomes 1"
+    assert not tf32_enabled()
+
+
+@needs_gpu
+def test_paper_model_at_batch_128_trains_within_3_gib_per_tower_on_the_gpu():
+    """Under a hard limit on CuPy's pool of 3 GiB per tower on the device (both towers
+    on GPU 0: 6 GiB; with two GPUs, 3 GiB each): no out-of-memory, and the peak the
+    pool held is printed and within it."""
+    import cupy
+
+    count = cupy.cuda.runtime.getDeviceCount()
+    devices = [Device("gpu:0"), Device("gpu:1")] if count >= 2 else [Device("gpu:0")]
+    towers_per_device = 2 // len(devices)
+    pool = cupy.get_default_memory_pool()
+    limits = {}
+    try:
+        for d in devices:
+            with d:
+                limits[d.name] = pool.get_limit()
+                pool.free_all_blocks()
+                pool.set_limit(size=towers_per_device * 3 * GiB)
+        with MemoryMeter(devices) as meter:
+            _train_steps(devices, batch=128)
+    finally:
+        for d in devices:
+            with d:
+                pool.set_limit(size=limits[d.name])
+    for name, peak in meter.peak.items():
+        per_tower = peak / towers_per_device
+        print(f"{name}: {peak / GiB:.2f} GiB held, {per_tower / GiB:.2f} GiB per tower")
+        assert per_tower <= 3 * GiB
