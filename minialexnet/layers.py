@@ -174,9 +174,15 @@ class _WeightLayer(Layer):
     Initialisation as the paper's [5]: ``w ~ N(0, weight_std^2)`` drawn on the host
     with ``rng``, ``b = bias_value``, both cast to ``dtype`` and moved to ``device``.
 
-    Subclasses set ``_op_backward`` to their functional backward (``(dout, cache) ->
-    (dx, dw, db)``) and write their own ``forward``.
+    Subclasses set ``_op_backward`` to their functional backward (``(dout, cache,
+    need_dx) -> (dx, dw, db)``) and write their own ``forward``.
+
+    ``input_grad`` (True unless set): False makes ``backward`` skip dx and return
+    None, for a network's first layer, whose input (the images) needs no gradient
+    (:attr:`minialexnet.towers.TwoTowerNet.input_grad`).
     """
+
+    input_grad: bool = True
 
     def _init_params(
         self,
@@ -203,10 +209,10 @@ class _WeightLayer(Layer):
             self.grads = {k: self.device.xp.zeros_like(v) for k, v in self.params.items()}
 
     def backward(self, dout: Any) -> Any:
-        """dx from the op's backward; dw and db are written into ``grads``."""
+        """dx from the op's backward (None if not ``input_grad``); dw and db go into ``grads``."""
         cache = self._cache_or_raise()
         with self.device:
-            dx, dw, db = self._op_backward(dout, cache)
+            dx, dw, db = self._op_backward(dout, cache, need_dx=self.input_grad)
             self._store_grads(dw, db)
         return dx
 

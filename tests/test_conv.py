@@ -83,6 +83,22 @@ def test_col_bytes_chunking_gives_same_result(device, case, dtype, seed, budget)
             np.testing.assert_allclose(npy(got), npy(want), **t)
 
 
+@fast(15)
+@given(case=conv_cases(max_n=3), seed=seeds)
+def test_need_dx_false_skips_dx_and_keeps_dw_db(device, case, seed):
+    x, w, b = on(device, *make(case, seed, np.float64))
+    kw = dict(stride=case.stride, pad=case.pad, groups=case.groups)
+    _, cache = conv2d_forward(x, w, b, **kw, col_bytes=2000)  # chunked, with kept columns
+    dout = on(device, rand(seed + 3, case.out_shape))
+    dx, dw, db = conv2d_backward(dout, cache, need_dx=False)
+    _, dw_all, db_all = conv2d_backward(dout, cache)
+    assert dx is None
+    np.testing.assert_array_equal(npy(dw), npy(dw_all))
+    assert (db is None) == (db_all is None)
+    if db is not None:
+        np.testing.assert_array_equal(npy(db), npy(db_all))
+
+
 @fast(25)
 @given(case=conv_cases(max_groups=1, bias=True), seed=seeds)
 def test_groups_2_equals_two_separate_convs(device, case, seed):

@@ -292,6 +292,19 @@ def test_backward_overwrites_grads_in_place(device, cls, shape):
         np.testing.assert_array_equal(to_numpy(g), first[k])
 
 
+@pytest.mark.parametrize("cls, shape", [(Conv2d, (2, 3, 6, 6)), (Linear, (2, 5))])
+def test_input_grad_false_returns_no_dx_and_the_same_parameter_gradients(device, cls, shape):
+    layer = Conv2d(3, 4, 3, device=device) if cls is Conv2d else Linear(5, 2, device=device)
+    x = normal(device, shape)
+    dout = device.xp.ones_like(layer.forward(x))
+    assert layer.backward(dout).shape == x.shape
+    want = {k: to_numpy(g).copy() for k, g in layer.grads.items()}
+    layer.input_grad = False
+    assert layer.backward(dout) is None
+    for k, g in layer.grads.items():
+        np.testing.assert_array_equal(to_numpy(g), want[k])
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.integers(1, 4), min_size=2, max_size=5))
 def test_flatten_round_trips_shapes(shape):

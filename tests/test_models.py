@@ -292,6 +292,28 @@ def test_two_devices_place_everything_and_compute_what_one_device_computes():
         np.testing.assert_array_equal(g, ref_grads[name], err_msg=name)
 
 
+def test_input_grad_off_skips_the_image_gradient_and_keeps_every_parameter_gradient():
+    """Training sets ``input_grad = False``: conv1 skips dL/dx; nothing else changes."""
+    for devices in ([Device("cpu")], two_devices()):
+        model = alexnet_cifar(devices=devices, seed=5, init="scaled")
+        x = images(3, dtype=np.float32)
+        assert model.input_grad
+        logits, dx = step(model, x, train=False)
+        assert dx is not None and dx.shape == x.shape
+        want = grads_of(model)
+        model.input_grad = False
+        assert not model.input_grad
+        first = [layer for name, layer, _ in model.named_layers() if name.endswith("conv1")]
+        assert len(first) == 2 and not any(layer.input_grad for layer in first)
+        logits_off, dx_off = step(model, x, train=False)
+        assert dx_off is None
+        np.testing.assert_array_equal(to_numpy(logits_off), to_numpy(logits))
+        for name, g in grads_of(model).items():
+            np.testing.assert_array_equal(g, want[name], err_msg=name)
+        model.input_grad = True
+        assert step(model, x, train=False)[1] is not None
+
+
 def test_model_on_each_device_matches_the_cpu(device):
     """Both towers on one device (the CPU, or GPU 0 where there is one)."""
     model = alexnet_cifar(devices=[device], seed=8, init="scaled", dtype="float64")

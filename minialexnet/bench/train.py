@@ -78,6 +78,7 @@ def _build(arch: str, batch: int, devices: list[Device], num_classes: int) -> tu
     model = model_from_config(
         {"arch": arch, "num_classes": num_classes, "init": "scaled"}, devices=devices, seed=0
     )
+    model.input_grad = False  # as in training: the images need no gradient (PyTorch: the same)
     optimizer = SGD(model.parameters(), lr=0.001, momentum=0.9, weight_decay=5e-4)
     home = devices[0]
     with home:

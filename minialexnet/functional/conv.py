@@ -226,7 +226,7 @@ def conv2d_forward(
     return out, cache
 
 
-def conv2d_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+def conv2d_backward(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[Any, Any, Any]:
     """Convolution backward: gradients of the loss with respect to x, w and b.
 
     With ``col`` and ``dout_mat`` (per group: C_out/groups x N*OH*OW) as in the module docstring:
@@ -238,6 +238,8 @@ def conv2d_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     Args:
         dout: upstream gradient (N, C_out, OH, OW).
         cache: from :func:`conv2d_forward`.
+        need_dx: False skips dx (returned as None): a network's first layer, whose
+            input (the images) needs no gradient, saves a product and a col2im.
 
     Returns:
         (dx, dw, db) shaped like x, w, b (db is None when b was None).
@@ -252,7 +254,7 @@ def conv2d_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     ### BEGIN SOLUTION
     dout = dout.astype(xs.dtype, copy=False)
     w_mat = w.astype(xs.dtype, copy=False).reshape(groups, c_out // groups, -1)
-    dxs = xp.zeros_like(xs)
+    dxs = xp.zeros_like(xs) if need_dx else None
     dw_t = xp.zeros_like(w_mat, shape=(groups, w_mat.shape[2], w_mat.shape[1]))  # dw_mat.T
     for chunk in _batch_chunks(n, c * kh * kw * oh * ow * xs.dtype.itemsize, col_bytes):
         # The kept columns are taken out of the cache (a second backward rebuilds them),
@@ -264,9 +266,10 @@ def conv2d_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
         # dw_mat = dout_mat @ col.T, computed as (col @ dout_mat.T).T: the same numbers,
         # and the product BLAS does faster for these shapes (~10-20% here).
         dw_t += xp.matmul(col, dout_mat.transpose(0, 2, 1))
-        dcol = xp.matmul(w_mat.transpose(0, 2, 1), dout_mat, out=col)  # (G, Cg*KH*KW, Nc*OH*OW)
-        col2im(dcol.reshape(c, kh, kw, nc, oh, ow), dxs[:, chunk])
-    dx = depth_to_space(dxs, (ph, pw), (h, wid))
+        if need_dx:
+            dcol = xp.matmul(w_mat.transpose(0, 2, 1), dout_mat, out=col)  # (G, Cg*KH*KW, Nc*OH*OW)
+            col2im(dcol.reshape(c, kh, kw, nc, oh, ow), dxs[:, chunk])
+    dx = depth_to_space(dxs, (ph, pw), (h, wid)) if need_dx else None
     dw = dw_t.transpose(0, 2, 1).reshape(w.shape).astype(w.dtype, copy=False)
     db = None if b is None else dout.sum(axis=(0, 2, 3)).astype(b.dtype, copy=False)
     return dx, dw, db

@@ -51,17 +51,18 @@ def linear_forward(x: Any, w: Any, b: Any) -> tuple[Any, tuple]:
     return out, (x, w, b)
 
 
-def linear_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+def linear_backward(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[Any, Any, Any]:
     """Linear backward: ``dx = dout @ w``, ``dw = dout.T @ x``, ``db = dout summed over the batch``.
 
-    Returns (dx, dw, db) shaped like x, w, b (db None when b was None).
+    Returns (dx, dw, db) shaped like x, w, b (db None when b was None; dx None when
+    ``need_dx`` is False: a first layer, whose input needs no gradient).
     """
     x, w, b = cache
     _checks.dout_shape(dout, x.shape[:-1] + (w.shape[0],), "linear_backward")
     dout = dout.astype(x.dtype, copy=False)
     dout2 = dout.reshape(-1, w.shape[0])
     x2 = x.reshape(-1, w.shape[1])
-    dx = (dout @ w.astype(x.dtype, copy=False)).astype(x.dtype, copy=False)
+    dx = (dout @ w.astype(x.dtype, copy=False)).astype(x.dtype, copy=False) if need_dx else None
     dw = (dout2.T @ x2).astype(w.dtype, copy=False)
     db = None if b is None else dout2.sum(axis=0).astype(b.dtype, copy=False)
     return dx, dw, db
