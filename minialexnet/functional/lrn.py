@@ -29,6 +29,9 @@ window (the same window when n is odd).
 
 Both window sums are n shifted slices of a zero-padded array added up: a
 loop over n (5) offsets, never over channels or pixels.
+
+On a GPU each pass is one CUDA kernel (:mod:`.cuda_kernels`), with the same
+sums and caches; ``MINIALEXNET_KERNELS=0`` runs this code there too.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ from typing import Any
 
 from ..backend import get_array_module
 from . import _checks
+
+try:  # the GPU kernels; absent from student copies (instructor-only, like conv's)
+    from . import cuda_kernels
+except ImportError:  # pragma: no cover - only in a released student copy
+    cuda_kernels = None  # type: ignore[assignment]
 
 __all__ = ["lrn_forward", "lrn_backward"]
 
@@ -73,6 +81,8 @@ def lrn_forward(
 
     Returns:
         out shaped like x, and the cache for :func:`lrn_backward`.
+
+    On a GPU: one CUDA kernel (:mod:`.cuda_kernels`; ``MINIALEXNET_KERNELS=0``: this code).
     """
     fn = "lrn_forward"
     _checks.floating(x, fn, "x")
@@ -81,6 +91,8 @@ def lrn_forward(
     if not isinstance(n, Integral) or isinstance(n, bool) or n < 1:
         raise ValueError(f"{fn}: n (channels in the window) must be a positive int, got {n!r}")
     n = int(n)
+    if cuda_kernels is not None and cuda_kernels.enabled(x):
+        return cuda_kernels.lrn_forward(x, n, k, alpha, beta)
     ### BEGIN SOLUTION
     xp = get_array_module(x)
     dtype = x.dtype
@@ -105,9 +117,13 @@ def lrn_backward(dout: Any, cache: tuple) -> Any:
 
     Returns:
         dx shaped like x.
+
+    On a GPU: one CUDA kernel (:mod:`.cuda_kernels`; ``MINIALEXNET_KERNELS=0``: this code).
     """
     x, out, denom, scale, n, alpha, beta = cache
     _checks.dout_shape(dout, x.shape, "lrn_backward")
+    if cuda_kernels is not None and cuda_kernels.enabled(x):
+        return cuda_kernels.lrn_backward(dout, cache)
     ### BEGIN SOLUTION
     xp = get_array_module(x)
     dtype = x.dtype

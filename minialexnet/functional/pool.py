@@ -24,8 +24,16 @@ How it is computed, with no loop over pixels:
 - The backward pass loops over the KH*KW offsets: for each, the windows whose
   code is that offset add their gradient onto the strided view of dx at it.
 
-A window holding a NaN gives NaN, as in PyTorch; its gradient goes to the
-window's first largest number (PyTorch picks the NaN).
+A window holding a NaN gives NaN, as in PyTorch. Its code is what the two
+passes had found when a NaN took over: the first maximum of the rows above the
+first row that holds a NaN or, when that is the window's first row, of the
+entries left of its first NaN (offset 0 if there are none). So the gradient goes
+to a number, though not always the window's largest (for [[1, 2], [3, nan]] it
+goes to the 2), or to a NaN in the window's first entry; PyTorch sends it to the NaN.
+
+On a GPU the forward and the backward pass are one CUDA kernel each
+(:mod:`.cuda_kernels`), with the same results and caches; ``MINIALEXNET_KERNELS=0``
+runs this code there too.
 """
 
 from __future__ import annotations
@@ -34,6 +42,11 @@ from typing import Any
 
 from ..backend import get_array_module
 from . import _checks
+
+try:  # the GPU kernels; absent from student copies (instructor-only, like conv's)
+    from . import cuda_kernels
+except ImportError:  # pragma: no cover - only in a released student copy
+    cuda_kernels = None  # type: ignore[assignment]
 
 __all__ = ["maxpool2d_forward", "maxpool2d_backward"]
 
@@ -74,6 +87,8 @@ def maxpool2d_forward(x: Any, size: Any = 3, stride: Any = 2) -> tuple[Any, tupl
     Returns:
         out (N, C, OH, OW), OH = floor((H - KH)/sh) + 1, and the cache for
         :func:`maxpool2d_backward`.
+
+    On a GPU: one CUDA kernel (:mod:`.cuda_kernels`; ``MINIALEXNET_KERNELS=0``: this code).
     """
     fn = "maxpool2d_forward"
     _checks.floating(x, fn, "x")
@@ -86,6 +101,9 @@ def maxpool2d_forward(x: Any, size: Any = 3, stride: Any = 2) -> tuple[Any, tupl
             f"{fn}: window {kh}x{kw} (size={size!r}) is larger than the input {h}x{w}; "
             "use a smaller size or a larger input"
         )
+    if cuda_kernels is not None and cuda_kernels.enabled(x):
+        if kh * kw <= cuda_kernels.POOL_WINDOW_MAX:  # int8 codes; larger windows: this code
+            return cuda_kernels.maxpool2d_forward(x, (kh, kw), (sh, sw))
     xp = get_array_module(x)
     oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
     code_dtype = _offset_dtype(xp, kh * kw)
@@ -118,9 +136,14 @@ def maxpool2d_backward(dout: Any, cache: tuple) -> Any:
 
     Returns:
         dx shaped like x.
+
+    On a GPU: one CUDA gather (:mod:`.cuda_kernels`; ``MINIALEXNET_KERNELS=0``: this code).
     """
     x_shape, x_dtype, (kh, kw), stride, code = cache
     _checks.dout_shape(dout, code.shape, "maxpool2d_backward")
+    if cuda_kernels is not None and cuda_kernels.enabled(dout, x_dtype):  # dx has x's dtype
+        if kh * kw <= cuda_kernels.POOL_WINDOW_MAX:  # int8 codes; larger windows: this code
+            return cuda_kernels.maxpool2d_backward(dout, cache)
     ### BEGIN SOLUTION
     xp = get_array_module(code)
     dout = dout.astype(x_dtype, copy=False)
