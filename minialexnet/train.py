@@ -199,6 +199,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-ten-crop", action="store_true", help="skip the final ten-crop test")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--workers", type=_loader_workers, help="threads preparing batches (default min(4, cores))"
+    )
     args = p.parse_args(argv)
     if args.batch_size < 1 or args.lr <= 0:
         p.error("--batch-size must be >= 1 and --lr > 0")
@@ -487,6 +490,19 @@ def check_first_loss(model: Any, train_set: Any, stats: Stats, args: argparse.Na
         raise SystemExit("the first loss is not finite: the initialisation is broken")
 
 
+def _loader_workers(text: str) -> int:
+    """``--workers``: the loader's thread count, an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected the number of loader threads, an integer >= 1 (such as 4), got {text!r}"
+        )
+    return value
+
+
 def train_one_epoch(
     model: Any,
     optimizer: SGD,
@@ -497,7 +513,11 @@ def train_one_epoch(
     args: argparse.Namespace,
     budget: Budget,
 ) -> None:
-    """One pass over the training set from progress.batch on, updating progress as it goes."""
+    """One pass over the training set from progress.batch on, updating progress as it goes.
+
+    ``progress.extra["data_wait_seconds"]``: the time of this epoch spent waiting for the
+    next batch (blocked in the loader), reported at the end of the epoch.
+    """
     epoch = progress.epoch
     loader = BatchLoader(
         train_set,
@@ -508,6 +528,7 @@ def train_one_epoch(
         epoch=epoch,
         start_batch=progress.batch,
         drop_last=True,
+        workers=args.workers,
     )
     bar = tqdm(
         total=loader.num_batches,
@@ -518,8 +539,12 @@ def train_one_epoch(
         dynamic_ncols=True,
     )
     start = time.perf_counter() - progress.seconds
+    waited = progress.extra.get("data_wait_seconds", 0.0) if progress.batch else 0.0
+    progress.extra["data_wait_seconds"] = waited
+    batches = iter(loader)
     try:
-        for x, y in loader:
+        for x, y in batches:
+            progress.extra["data_wait_seconds"] = waited + batches.wait_seconds
             schedule.on_batch(budget.done(epoch, progress.batch, loader.num_batches))
             model.reseed(_batch_seed(args.seed, epoch, progress.batch))
             logits = model.forward(x, train=True)
@@ -550,6 +575,7 @@ def train_one_epoch(
                     epoch_fraction=progress.batch / loader.num_batches,
                 )
     finally:
+        batches.close()
         bar.close()
 
 
@@ -588,6 +614,9 @@ def validate_and_log(
         "val_top5_err": result["top5_err"],
         "images_per_s": progress.seen / max(progress.seconds, 1e-9),
         "seconds": progress.seconds,
+        # the share of the epoch spent waiting for batches: high when data starves the model
+        "data_wait_share": progress.extra.get("data_wait_seconds", 0.0)
+        / max(progress.seconds, 1e-9),
     }
     if epoch_fraction is not None:
         record["epoch_fraction"] = round(epoch_fraction, 4)
@@ -597,7 +626,8 @@ def validate_and_log(
     print(
         f"epoch {record['epoch']}{part}: train loss {record['train_loss']:.3f}, "
         f"val top-1 error {100 * record['val_top1_err']:.1f}%, "
-        f"top-5 {100 * record['val_top5_err']:.1f}%, {record['images_per_s']:.0f} images/s"
+        f"top-5 {100 * record['val_top5_err']:.1f}%, {record['images_per_s']:.0f} images/s, "
+        f"data wait {100 * record['data_wait_share']:.0f}% of the epoch"
     )
     return record
 

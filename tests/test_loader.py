@@ -1,7 +1,9 @@
-"""BatchLoader: deterministic order/augmentation, resume, background prefetching, clean shutdown."""
+"""BatchLoader: deterministic order/augmentation, resume, background prefetching by one or
+several threads, clean shutdown; the unpadded training transform the loader runs."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
@@ -9,7 +11,8 @@ import traceback
 import numpy as np
 import pytest
 
-from minialexnet.data.loader import BatchLoader
+from minialexnet.data.loader import BatchLoader, default_workers
+from minialexnet.data.transforms import dataset_statistics, train_transform
 
 WORKER_NAME = "minialexnet-batch-loader"
 
@@ -33,8 +36,12 @@ def _noisy(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _plain(images, rng) + rng.random((len(images), 1, 1, 1), dtype=np.float32)
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def _workers() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == WORKER_NAME and t.is_alive()]
+    return [t for t in threading.enumerate() if t.name.startswith(WORKER_NAME) and t.is_alive()]
 
 
 def _no_workers(timeout: float = 2.0) -> bool:
@@ -93,8 +100,8 @@ def test_new_permutation_each_epoch_and_reproducible():
 def test_same_seed_and_epoch_give_identical_batches_whatever_prefetch():
     data = _Data(37)
     runs = [
-        _run(BatchLoader(data, 5, _noisy, shuffle=True, seed=3, epoch=2, prefetch=p))
-        for p in (0, 1, 4)
+        _run(BatchLoader(data, 5, _noisy, shuffle=True, seed=3, epoch=2, prefetch=p, workers=w))
+        for p, w in ((0, 1), (1, 1), (4, 1), (2, 2), (4, 3), (8, 8))
     ]
     for run in runs[1:]:
         assert len(run) == len(runs[0]) == 8
@@ -151,8 +158,9 @@ def test_loader_can_be_iterated_again_and_epoch_attribute_is_read_at_iter():
     assert not np.array_equal(np.concatenate([y for _, y in a]), loader.order())
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("prefetch", [1, 2, 3])
-def test_prefetch_runs_ahead_in_a_background_thread(prefetch):
+def test_prefetch_runs_ahead_in_background_threads(prefetch, workers):
     calls: list[int] = []
     lock = threading.Lock()
 
@@ -161,18 +169,19 @@ def test_prefetch_runs_ahead_in_a_background_thread(prefetch):
             calls.append(threading.get_ident())
         return _plain(images, rng)
 
-    loader = BatchLoader(_Data(40), 4, recording, shuffle=False, prefetch=prefetch)
-    it = iter(loader)
-    next(it)  # batch 0 taken: the worker now fills `prefetch` more while we "compute"
-    deadline = time.monotonic() + 5.0
-    while len(calls) < 1 + prefetch and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.15)  # give it a chance to (wrongly) run further ahead
-    assert len(calls) == 1 + prefetch, "prepares exactly `prefetch` batches ahead"
-    assert threading.get_ident() not in calls, "batches are built in another thread"
-    assert len(set(calls)) == 1
-    assert len(_workers()) == 1
-    rest = list(it)
+    loader = BatchLoader(_Data(40), 4, recording, shuffle=False, prefetch=prefetch, workers=workers)
+    with iter(loader) as it:
+        next(it)  # batch 0 taken: the workers now fill `prefetch` more while we "compute"
+        deadline = time.monotonic() + 5.0
+        while len(calls) < 1 + prefetch and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.15)  # give them a chance to (wrongly) run further ahead
+        assert len(calls) == 1 + prefetch, "prepares exactly `prefetch` batches ahead"
+        assert threading.get_ident() not in calls, "batches are built in other threads"
+        assert len(_workers()) == min(workers, prefetch), "no more threads than slots"
+        if workers == 1:
+            assert len(set(calls)) == 1
+        rest = list(it)
     assert len(rest) == 9 and len(calls) == 10
     assert _no_workers()
 
@@ -202,9 +211,35 @@ def test_worker_exception_surfaces_in_the_consumer_with_its_traceback():
 
     received = []
     with pytest.raises(KeyError, match="bad image in batch 2") as info:
-        for _, y in BatchLoader(_Data(40), 4, failing_transform, shuffle=False, prefetch=2):
+        for _, y in BatchLoader(
+            _Data(40), 4, failing_transform, shuffle=False, prefetch=2, workers=1
+        ):
             received.append(y)
     assert len(received) == 2, "the batches before the failure are delivered first"
+    names = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert "failing_transform" in names, names
+    assert _no_workers()
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_a_failing_batch_surfaces_in_order_with_several_workers(workers):
+    """Batch 5 fails (whichever thread builds it): batches 0-4 arrive first, then its error
+    with its traceback; the later batches are not delivered and no thread is left."""
+
+    def failing_transform(images, rng):
+        if 20 in images[:, 0, 0, 0]:  # image 20 (value 20 + pattern) is in batch 5
+            raise KeyError("bad image 20")
+        time.sleep(0.002 * rng.random())  # batches finish out of order
+        return _plain(images, rng)
+
+    received = []
+    loader = BatchLoader(
+        _Data(40), 4, failing_transform, shuffle=False, prefetch=4, workers=workers
+    )
+    with pytest.raises(KeyError, match="bad image 20") as info:
+        for _, y in loader:
+            received.append(y)
+    assert [int(y[0]) for y in received] == [0, 4, 8, 12, 16]
     names = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
     assert "failing_transform" in names, names
     assert _no_workers()
@@ -218,17 +253,18 @@ def test_exception_also_surfaces_without_prefetch():
         next(iter(BatchLoader(_Data(8), 4, broken, shuffle=False, prefetch=0)))
 
 
-def test_breaking_early_stops_the_worker():
+@pytest.mark.parametrize("workers", [1, 3])
+def test_breaking_early_stops_the_workers(workers):
     gate = threading.Event()
 
     def slowish(images, rng):
         gate.wait(0.01)
         return _plain(images, rng)
 
-    loader = BatchLoader(_Data(400), 4, slowish, shuffle=True, prefetch=3)
+    loader = BatchLoader(_Data(400), 4, slowish, shuffle=True, prefetch=3, workers=workers)
     for i, _ in enumerate(loader):
         if i == 2:
-            assert len(_workers()) == 1
+            assert len(_workers()) == workers
             break
     assert _no_workers(), "break (iterator dropped) must stop the worker"
 
@@ -248,8 +284,9 @@ def test_breaking_early_stops_the_worker():
     assert _no_workers()
 
 
-def test_an_error_in_the_consumer_loop_stops_the_worker():
-    loader = BatchLoader(_Data(400), 4, _plain, shuffle=False, prefetch=2)
+@pytest.mark.parametrize("workers", [1, 3])
+def test_an_error_in_the_consumer_loop_stops_the_workers(workers):
+    loader = BatchLoader(_Data(400), 4, _plain, shuffle=False, prefetch=4, workers=workers)
 
     def train_step_that_fails():
         for _x, _y in loader:
@@ -299,3 +336,131 @@ def test_bad_arguments():
     bad.labels = bad.labels[:5]
     with pytest.raises(ValueError, match="labels"):
         BatchLoader(bad, 2, _plain, shuffle=False)
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+        BatchLoader(data, 2, _plain, shuffle=False, workers=0)
+    for bad_workers in (1.5, "2", True):
+        with pytest.raises(ValueError, match="workers"):
+            BatchLoader(data, 2, _plain, shuffle=False, workers=bad_workers)
+    with pytest.raises(ValueError, match="prefetch must be an integer"):
+        BatchLoader(data, 2, _plain, shuffle=False, prefetch=1.5)
+
+
+# --------------------------------------------------------------------------------------------
+# Several worker threads
+
+
+def test_defaults_and_prefetch_zero_means_no_thread_whatever_workers():
+    loader = BatchLoader(_Data(10), 2, _plain, shuffle=False)
+    assert loader.workers == default_workers() == min(4, os.cpu_count() or 1, _cores())
+    assert loader.prefetch == max(2, loader.workers + 1)
+    assert BatchLoader(_Data(10), 2, _plain, shuffle=False, workers=6).prefetch == 7
+    assert BatchLoader(_Data(10), 2, _plain, shuffle=False, workers=1).prefetch == 2
+    it = iter(BatchLoader(_Data(10), 2, _plain, shuffle=False, workers=4, prefetch=0))
+    assert not _workers()
+    assert len(list(it)) == 5 and not _workers()
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_batches_are_yielded_in_order_when_later_ones_finish_first(workers):
+    """Batch b sleeps longer the smaller b is: the workers finish them in reverse order,
+    and the consumer still receives 0, 1, 2, ... with the batches of prefetch=0."""
+    data = _Data(48)
+
+    def slow_first(images, rng):
+        time.sleep(0.004 * (12 - int(images[0, 0, 0, 0]) // 4))  # unshuffled: batch = image//4
+        return _noisy(images, rng)
+
+    loader = BatchLoader(data, 4, slow_first, shuffle=False, seed=1, prefetch=8, workers=workers)
+    got = _run(loader)
+    want = _run(BatchLoader(data, 4, _noisy, shuffle=False, seed=1, prefetch=0))
+    assert [int(y[0]) for _, y in got] == list(range(0, 48, 4))
+    for (xa, ya), (xb, yb) in zip(got, want, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+@pytest.mark.parametrize("prefetch, workers", [(1, 4), (2, 2), (3, 4), (5, 4)])
+def test_at_most_prefetch_batches_built_or_ready_and_not_yet_taken(prefetch, workers):
+    lock = threading.Lock()
+    state = {"started": 0, "taken": 0, "most": 0, "busy": 0, "most_busy": 0}
+
+    def counting(images, rng):
+        with lock:
+            state["started"] += 1
+            state["busy"] += 1
+            state["most"] = max(state["most"], state["started"] - state["taken"])
+            state["most_busy"] = max(state["most_busy"], state["busy"])
+        time.sleep(0.003)
+        with lock:
+            state["busy"] -= 1
+        return _plain(images, rng)
+
+    loader = BatchLoader(_Data(120), 4, counting, shuffle=True, prefetch=prefetch, workers=workers)
+    for _ in loader:
+        time.sleep(0.004)  # a slow consumer: the workers run into the bound
+        with lock:
+            state["taken"] += 1
+    assert state["taken"] == 30
+    # + 1: a worker may start the next batch as soon as the consumer takes one, before the
+    # consumer's own count moves; and the bound is reached (the workers do run ahead)
+    assert prefetch <= state["most"] <= prefetch + 1
+    assert state["most_busy"] <= min(prefetch, workers)
+
+
+def test_wait_seconds_measures_the_time_blocked_in_next():
+    def slow(images, rng):
+        time.sleep(0.02)
+        return _plain(images, rng)
+
+    with iter(BatchLoader(_Data(40), 4, slow, shuffle=False, prefetch=1, workers=1)) as it:
+        assert it.wait_seconds == 0.0
+        for _ in it:
+            pass
+    assert 0.1 < it.wait_seconds < 5.0  # 10 batches of 20 ms, mostly waited for
+
+    with iter(BatchLoader(_Data(40), 4, _plain, shuffle=False, prefetch=4, workers=2)) as it:
+        next(it)
+        time.sleep(0.3)  # the workers fill every slot meanwhile
+        before = it.wait_seconds
+        for _ in range(4):
+            next(it)
+    assert it.wait_seconds - before < 0.05, "ready batches are taken without waiting"
+
+
+def test_get_batch_matches_iteration_with_several_workers():
+    loader = BatchLoader(_Data(30), 7, _noisy, shuffle=True, seed=8, epoch=4, workers=3)
+    batches = _run(loader)
+    for b in range(len(batches)):
+        x, y = loader.get_batch(b)
+        np.testing.assert_array_equal(x, batches[b][0])
+        np.testing.assert_array_equal(y, batches[b][1])
+
+
+# --------------------------------------------------------------------------------------------
+# The training transform as the loader runs it (the unpadded per-image path)
+
+
+@pytest.mark.parametrize("size, crop", [(12, 9), (9, (7, 5)), (6, 6)])
+def test_unpadded_train_transform_is_the_formula_image_by_image(size, crop):
+    """Without padding ``train_transform`` walks the batch one image at a time (each window
+    stays in cache, and every NumPy call releases the GIL): it must give exactly the numbers
+    of the formula, with the random draws in the documented order."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, size, size, 3), dtype=np.uint8)
+    stats = dataset_statistics(images)
+    out = train_transform(images, np.random.default_rng(7), stats=stats, crop=crop)
+    ch, cw = (crop, crop) if isinstance(crop, int) else crop
+    draw = np.random.default_rng(7)
+    alpha = draw.normal(0.0, 0.1, size=(40, 3))
+    shift = ((alpha * stats.eigvals / 255) @ stats.eigvecs.T.astype(np.float64)).astype(np.float32)
+    oy = draw.integers(0, size - ch + 1, size=40)
+    ox = draw.integers(0, size - cw + 1, size=40)
+    flipped = draw.random(40) < 0.5
+    assert out.shape == (40, 3, ch, cw) and out.dtype == np.float32 and out.flags.c_contiguous
+    for i in range(40):
+        window = images[i, oy[i] : oy[i] + ch, ox[i] : ox[i] + cw].astype(np.float32)
+        want = window - stats.mean[oy[i] : oy[i] + ch, ox[i] : ox[i] + cw]
+        want = (want + shift[i]).transpose(2, 0, 1)
+        if flipped[i]:
+            want = want[:, :, ::-1]
+        np.testing.assert_array_equal(out[i], want)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -170,6 +171,39 @@ def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_p
     assert code == 1
     assert "loss became" in capsys.readouterr().err
     assert (tmp_path / "nan" / "checkpoint.npz").read_bytes() == before
+
+
+def test_each_epoch_reports_how_long_it_waited_for_data(tmp_path, capsys, monkeypatch):
+    """The epoch line and metrics.jsonl give the share of the epoch spent blocked in the
+    loader; a slow transform (here a sleep) shows up in it."""
+    real_transform = train.train_transform
+
+    def slow_transform(*args, **kwargs):
+        time.sleep(0.4)  # data starves the model
+        return real_transform(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_transform", slow_transform)
+    code, out = run(tmp_path, "starved", "--epochs", "1", "--workers", "1")
+    assert code == 0
+    printed = capsys.readouterr().out
+    record = json.loads((out / "metrics.jsonl").read_text())
+    assert f"data wait {100 * record['data_wait_share']:.0f}% of the epoch" in printed
+    # the first batch alone (nothing to overlap it with) was waited for 0.4 s at least
+    assert 0.35 <= record["data_wait_share"] * record["seconds"] <= record["seconds"], record
+
+    monkeypatch.setattr(train, "train_transform", real_transform)
+    code, out = run(tmp_path, "fed", "--epochs", "1", "--workers", "2")
+    assert code == 0
+    assert "% of the epoch" in capsys.readouterr().out
+    assert 0 <= json.loads((out / "metrics.jsonl").read_text())["data_wait_share"] < 1
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_workers_must_be_a_positive_integer(tmp_path, capsys, value):
+    with pytest.raises(SystemExit):
+        train.main([*TINY, "--out", str(tmp_path / "x"), "--workers", value])
+    err = capsys.readouterr().err
+    assert "--workers" in err and "integer >= 1" in err
 
 
 def test_resume_refuses_a_corrupted_checkpoint(tmp_path):

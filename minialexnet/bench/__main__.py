@@ -1,6 +1,7 @@
 """``python -m minialexnet.bench SUBCOMMAND``: measure, never assume.
 
 layers   forward+backward of each of the paper's layers at their real shapes
+loader   images/s the training input pipeline delivers (memmap cache, crops), by threads
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import argparse
 import sys
 
 from ..backend import reuse_freed_memory
-from . import layers, train
+from . import layers, loader, train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     layers.add_arguments(sub.add_parser("layers", help=layers.__doc__.splitlines()[0]))
     train.add_arguments(sub.add_parser("train", help=train.__doc__.splitlines()[0]))
+    loader.add_arguments(sub.add_parser("loader", help=loader.__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
     if reuse_freed_memory():  # as the training command does: see backend.py
         print("host allocator: freed memory reused (glibc mallopt), as in training")
