@@ -43,7 +43,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import functional as F
-from .backend import Device, reuse_freed_memory, to_numpy
+from .backend import Device, memory_held, reuse_freed_memory, set_tf32, to_numpy
 from .checkpoint import check_config, load_checkpoint, pack, save_checkpoint, unpack
 from .data import BatchLoader, Stats, dataset_statistics, load_dataset, train_transform
 from .evaluate import evaluate_model, load_model, topk_correct
@@ -202,6 +202,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--workers", type=_loader_workers, help="threads preparing batches (default min(4, cores))"
     )
+    p.add_argument(
+        "--tf32",
+        action="store_true",
+        help="GPU: let float32 matrix products use TensorFloat-32 (faster on Ampere and later, "
+        "about 3 significant digits in the products' inputs); off by default",
+    )
     args = p.parse_args(argv)
     if args.batch_size < 1 or args.lr <= 0:
         p.error("--batch-size must be >= 1 and --lr > 0")
@@ -286,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "epochs": epochs,
         "augment": not args.no_augment,
+        "tf32": bool(args.tf32),
     }
 
     print(
@@ -320,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # e.g. cnn4 on two GPUs
         print(f"minialexnet.train: {exc}", file=sys.stderr)
         return 2
+    model.input_grad = False  # the images need no gradient: conv1 skips it
+    if args.tf32 and not any(d.is_gpu for d in devices):
+        print("minialexnet.train: --tf32 applies to GPUs only; ignored on the CPU", file=sys.stderr)
+    set_tf32(args.tf32 and any(d.is_gpu for d in devices))  # off unless asked, whatever CUPY_TF32
     optimizer = SGD(
         model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
     )
@@ -618,6 +629,9 @@ def validate_and_log(
         "data_wait_share": progress.extra.get("data_wait_seconds", 0.0)
         / max(progress.seconds, 1e-9),
     }
+    gpu_memory = {d.name: memory_held(d) for d in dict.fromkeys(model.devices) if d.is_gpu}
+    if gpu_memory:  # what CuPy's pool holds: the most training and validation needed at once
+        record["gpu_memory_bytes"] = gpu_memory
     if epoch_fraction is not None:
         record["epoch_fraction"] = round(epoch_fraction, 4)
     with open(out / "metrics.jsonl", "a") as f:
@@ -628,6 +642,7 @@ def validate_and_log(
         f"val top-1 error {100 * record['val_top1_err']:.1f}%, "
         f"top-5 {100 * record['val_top5_err']:.1f}%, {record['images_per_s']:.0f} images/s, "
         f"data wait {100 * record['data_wait_share']:.0f}% of the epoch"
+        + "".join(f", {name} memory {held / 2**30:.2f} GiB" for name, held in gpu_memory.items())
     )
     return record
 

@@ -260,3 +260,27 @@ def test_evaluate_and_predict_on_a_trained_checkpoint(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.startswith("square.png: ") and printed.count("%") >= 5
     assert (tmp_path / "top5.png").stat().st_size > 0
+
+
+def test_tf32_is_recorded_and_said_to_do_nothing_on_the_cpu(tmp_path, capsys, monkeypatch):
+    asked = []
+    monkeypatch.setattr(train, "set_tf32", lambda on: asked.append(on) or False)
+    code, out = run(tmp_path, "tf32", "--epochs", "1", "--tf32")
+    assert code == 0
+    assert "--tf32 applies to GPUs only" in capsys.readouterr().err
+    assert asked == [False], "TF32 stays off where there is no GPU"
+    _, meta = model_arrays(out / "checkpoint.npz")
+    assert meta["run"]["tf32"] is True
+
+
+def test_training_skips_the_images_gradient(tmp_path, monkeypatch):
+    seen = []
+    real = train.model_from_config
+
+    def spy(*args, **kwargs):
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(train, "model_from_config", spy)
+    code, _ = run(tmp_path, "noinput", "--epochs", "1")
+    assert code == 0 and seen[0].input_grad is False

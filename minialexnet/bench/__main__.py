@@ -1,6 +1,7 @@
 """``python -m minialexnet.bench SUBCOMMAND``: measure, never assume.
 
 layers   forward+backward of each of the paper's layers at their real shapes
+train    whole training steps: images/s, TFLOP/s, peak memory per tower, PyTorch side by side
 loader   images/s the training input pipeline delivers (memmap cache, crops), by threads
 """
 
@@ -13,7 +14,8 @@ from ..backend import reuse_freed_memory
 from . import layers, loader, train
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of every subcommand (parsing runs nothing)."""
     parser = argparse.ArgumentParser(
         prog="python -m minialexnet.bench",
         description=__doc__,
@@ -23,7 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     layers.add_arguments(sub.add_parser("layers", help=layers.__doc__.splitlines()[0]))
     train.add_arguments(sub.add_parser("train", help=train.__doc__.splitlines()[0]))
     loader.add_arguments(sub.add_parser("loader", help=loader.__doc__.splitlines()[0]))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one benchmark; its exit status."""
+    args = build_parser().parse_args(argv)
     if reuse_freed_memory():  # as the training command does: see backend.py
         print("host allocator: freed memory reused (glibc mallopt), as in training")
     return args.run(args)
