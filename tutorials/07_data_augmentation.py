@@ -33,7 +33,7 @@
 # - locally, in the repository: `make tutorials` (creates `.venv` and opens JupyterLab).
 #
 # The transforms always run on the CPU in NumPy, also when the model trains on a GPU:
-# `data.BatchLoader` prepares the next batches in a background thread meanwhile.
+# `data.BatchLoader` prepares the next batches in background threads meanwhile.
 # `MINIALEXNET_FAST=1` makes the chapter use fewer images.
 
 # %%
