@@ -8,6 +8,8 @@ check runs under a hard limit on CuPy's memory pool.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -150,3 +152,76 @@ def test_paper_model_at_batch_128_trains_within_3_gib_per_tower_on_the_gpu():
         per_tower = peak / towers_per_device
         print(f"{name}: {peak / GiB:.2f} GiB held, {per_tower / GiB:.2f} GiB per tower")
         assert per_tower <= 3 * GiB
+
+
+class _FakePool:
+    """CuPy's MemoryPool as the backend uses it: per current device, it holds blocks."""
+
+    def __init__(self, current: list[int]) -> None:
+        self.current, self.held, self.in_use = current, {0: 500, 1: 700}, {0: 100, 1: 300}
+
+    def free_all_blocks(self) -> None:
+        self.held[self.current[0]] = self.in_use[self.current[0]]
+
+    def total_bytes(self) -> int:
+        return self.held[self.current[0]]
+
+
+def _fake_cupy(monkeypatch):
+    """A stand-in CuPy with two GPUs, to check the backend's bookkeeping on the CPU."""
+    import types
+
+    from minialexnet import backend
+
+    current = [0]
+
+    class CudaDevice:
+        def __init__(self, index: int) -> None:
+            self.index = index
+
+        def __enter__(self):
+            self.saved, current[0] = current[0], self.index
+            return self
+
+        def __exit__(self, *exc):
+            current[0] = self.saved
+
+        def synchronize(self) -> None:
+            pass
+
+    linalg = types.SimpleNamespace(COMPUTE_TYPE_DEFAULT=1, COMPUTE_TYPE_TF32=7, modes={})
+    linalg.set_compute_type = lambda dtype, mode: linalg.modes.__setitem__(np.dtype(dtype), mode)
+    linalg.get_compute_type = lambda dtype: linalg.modes.get(np.dtype(dtype), 0)
+    pool = _FakePool(current)
+    cupy = types.SimpleNamespace(
+        ndarray=type("ndarray", (), {}),
+        cuda=types.SimpleNamespace(
+            Device=CudaDevice, runtime=types.SimpleNamespace(getDeviceCount=lambda: 2)
+        ),
+        get_default_memory_pool=lambda: pool,
+    )
+    core = types.SimpleNamespace(_routines_linalg=linalg)
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setitem(sys.modules, "cupy._core", core)
+    monkeypatch.setitem(sys.modules, "cupy._core._routines_linalg", linalg)
+    monkeypatch.setattr(backend, "_cupy", cupy)
+    monkeypatch.setattr(backend, "_cupy_import_error", None)
+    return pool, linalg
+
+
+def test_meter_reads_each_gpus_pool_inside_that_device(monkeypatch):
+    pool, _ = _fake_cupy(monkeypatch)
+    devices = [Device("gpu:0"), Device("gpu:1")]
+    with MemoryMeter(devices) as meter:
+        assert pool.held == {0: 100, 1: 300}, "unused blocks released on each device"
+        pool.held[1] = 900  # the work made GPU 1's pool grow
+    assert meter.start == {"gpu:0": 100, "gpu:1": 300}
+    assert meter.peak == {"gpu:0": 100, "gpu:1": 900}
+
+
+def test_tf32_sets_cupys_float32_compute_type(monkeypatch):
+    _, linalg = _fake_cupy(monkeypatch)
+    assert set_tf32(True) and tf32_enabled()
+    assert linalg.modes[np.dtype(np.float32)] == linalg.COMPUTE_TYPE_TF32
+    assert set_tf32(False) and not tf32_enabled()
+    assert linalg.modes[np.dtype(np.float32)] == linalg.COMPUTE_TYPE_DEFAULT
