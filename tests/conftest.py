@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from helpers import GPU_REASON
 
 from minialexnet.backend import Device, gpu_available
-
-_GPU_REASON = "needs CuPy and a CUDA GPU (none here); install with pip install 'minialexnet[gpu]'"
 
 DEVICE_PARAMS = [
     pytest.param("cpu", id="cpu"),
     pytest.param(
         "gpu:0",
         id="gpu",
-        marks=[pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason=_GPU_REASON)],
+        marks=[pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason=GPU_REASON)],
     ),
 ]
 
@@ -28,13 +27,3 @@ def device(request: pytest.FixtureRequest) -> Device:
 def xp(device: Device):
     """The array module (numpy or cupy) of the ``device`` fixture."""
     return device.xp
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test skipped for want of a GPU ("needs CuPy and a CUDA GPU ...") is a GPU test:
-    mark it ``gpu`` too, so that ``pytest -m gpu`` (the GPU check) selects it."""
-    for item in items:
-        for mark in item.iter_markers("skipif"):
-            if str(mark.kwargs.get("reason", "")).startswith("needs CuPy and a CUDA GPU"):
-                item.add_marker(pytest.mark.gpu)
-                break

@@ -12,10 +12,35 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from minialexnet.backend import to_numpy
+from minialexnet.backend import gpu_available, to_numpy
+
+# --------------------------------------------------------------------------- GPU tests
+GPU_REASON = "needs CuPy and a CUDA GPU (none here); install with pip install 'minialexnet[gpu]'"
+
+
+def needs_gpu(test: Any) -> Any:
+    """Mark ``test`` as a GPU test: ``pytest -m gpu`` selects it, and it skips (saying
+    why) where CuPy or a CUDA device is missing."""
+    return pytest.mark.gpu(pytest.mark.skipif(not gpu_available(), reason=GPU_REASON)(test))
+
+
+def record_outputs(model: Any) -> dict[str, Any]:
+    """Make every layer of ``model`` keep its last forward output in the returned dict,
+    under the layer's name (``"a.conv1"``, ``"fc8"``, ...)."""
+    outputs: dict[str, Any] = {}
+    for name, layer, _ in model.named_layers():
+
+        def spy(x: Any, train: bool = True, _f: Any = layer.forward, _n: str = name) -> Any:
+            outputs[_n] = _f(x, train=train)
+            return outputs[_n]
+
+        layer.forward = spy
+    return outputs
+
 
 # --------------------------------------------------------------------------- settings
 # Hypothesis combined with the function-scoped ``device`` fixture is fine here: every

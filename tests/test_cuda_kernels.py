@@ -33,16 +33,24 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from helpers import dtypes, fast, lrn_alpha, lrn_beta, lrn_k, lrn_n, pair, pool_cases, rand, seeds
+from helpers import (
+    dtypes,
+    fast,
+    lrn_alpha,
+    lrn_beta,
+    lrn_k,
+    lrn_n,
+    needs_gpu,
+    pair,
+    pool_cases,
+    rand,
+    seeds,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minialexnet.backend import Device, gpu_available
+from minialexnet.backend import Device
 from minialexnet.functional import conv, cuda_kernels, lrn, pool
-
-needs_gpu = pytest.mark.skipif(
-    not gpu_available(), reason="needs CuPy and a CUDA GPU (none here); pip install '.[gpu]'"
-)
 
 KERNELS = ("im2col", "col2im", "maxpool_fwd", "maxpool_bwd", "lrn_fwd", "lrn_bwd")
 

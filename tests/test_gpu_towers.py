@@ -14,15 +14,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import needs_gpu, record_outputs
 
 from minialexnet import functional as F
-from minialexnet.backend import Device, gpu_available, to_numpy
+from minialexnet.backend import Device, to_numpy
 from minialexnet.models import alexnet_cifar
 from minialexnet.optim import SGD
-
-needs_gpu = pytest.mark.skipif(
-    not gpu_available(), reason="needs CuPy and a CUDA GPU (none here); pip install '.[gpu]'"
-)
 
 
 def _gpu_count() -> int:
@@ -35,14 +32,7 @@ def _train_step(devices: list[Device]) -> tuple[Any, dict[str, np.ndarray], Any,
     model = alexnet_cifar(devices=devices, seed=3, init="scaled", dtype="float64")
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = np.random.default_rng(4).standard_normal((4, 3, 32, 32))
-    outputs: dict[str, Any] = {}
-    for name, layer, _ in model.named_layers():
-
-        def spy(x: Any, train: bool = True, _f: Any = layer.forward, _n: str = name) -> Any:
-            outputs[_n] = _f(x, train=train)
-            return outputs[_n]
-
-        layer.forward = spy
+    outputs = record_outputs(model)
     logits = model.forward(x, train=False)
     _, dlogits = F.softmax_cross_entropy(logits, np.arange(4) % 10)
     model.backward(dlogits)

@@ -12,17 +12,15 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import needs_gpu
 
 from minialexnet import functional as F
-from minialexnet.backend import Device, MemoryMeter, gpu_available, set_tf32, tf32_enabled
+from minialexnet.backend import Device, MemoryMeter, set_tf32, tf32_enabled
 from minialexnet.functional import conv
 from minialexnet.models import model_from_config
 from minialexnet.optim import SGD
 
 GiB = 2**30
-needs_gpu = pytest.mark.skipif(
-    not gpu_available(), reason="needs CuPy and a CUDA GPU (none here); pip install '.[gpu]'"
-)
 
 
 def _train_steps(devices: list[Device], batch: int, steps: int = 2) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import record_outputs
 
 from minialexnet.backend import Device, to_numpy
 from minialexnet.functional import lrn_backward, lrn_forward
@@ -259,14 +260,7 @@ def test_two_towers_on_one_device_equal_one_grouped_network(init):
 def test_two_devices_place_everything_and_compute_what_one_device_computes():
     model = alexnet_cifar(devices=two_devices(), seed=2, init="scaled")
     d0, d1 = model.devices
-    outputs: dict[str, Any] = {}
-    for name, layer, _ in model.named_layers():
-
-        def spy(x: Any, train: bool = True, _f: Any = layer.forward, _n: str = name) -> Any:
-            outputs[_n] = _f(x, train=train)
-            return outputs[_n]
-
-        layer.forward = spy
+    outputs = record_outputs(model)
     x = images(4, dtype=np.float32)
     logits, dx = step(model, x, train=True)  # dropout on: the masks must match too
 
