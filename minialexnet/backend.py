@@ -35,6 +35,7 @@ __all__ = [
     "set_tf32",
     "tf32_enabled",
     "to_numpy",
+    "tower_devices",
 ]
 
 GPU_INSTALL_HINT = (
@@ -292,6 +293,24 @@ class Device:
         """Wait for queued GPU work to finish (for timing); no-op on the CPU."""
         if self._cuda is not None:
             self._cuda.synchronize()
+
+
+def tower_devices(gpus: str | None, device: str = "cpu") -> list[Device]:
+    """The devices the two towers go on, from the command line's ``--gpus`` and ``--device``.
+
+    ``gpus="0,1"``: tower a on GPU 0, tower b on GPU 1; ``gpus="0"``: both on GPU 0;
+    ``gpus=None`` (or empty): both on ``device`` ("cpu", "gpu:N", "auto"). Raises
+    ValueError for a malformed ``gpus`` and RuntimeError for a GPU that is not there.
+    """
+    if not gpus:
+        return [Device(device)]
+    try:
+        ids = [int(s) for s in gpus.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--gpus: expected numbers like 0 or 0,1, got {gpus!r}") from None
+    if not 1 <= len(ids) <= 2:
+        raise ValueError(f"--gpus: give one or two GPUs (one per tower), got {gpus!r}")
+    return [Device(f"gpu:{i}") for i in ids]
 
 
 def _simulated(host: np.ndarray, name: str) -> SimulatedDeviceArray:

@@ -43,7 +43,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import functional as F
-from .backend import Device, memory_held, reuse_freed_memory, set_tf32, to_numpy
+from .backend import memory_held, reuse_freed_memory, set_tf32, to_numpy, tower_devices
 from .checkpoint import check_config, load_checkpoint, pack, save_checkpoint, unpack
 from .data import BatchLoader, Stats, dataset_statistics, load_dataset, train_transform
 from .evaluate import evaluate_model, load_model, topk_correct
@@ -249,19 +249,6 @@ def parse_variant(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def choose_devices(args: argparse.Namespace) -> list[Device]:
-    """The devices the towers go on: ``--gpus`` if given, else ``--device``."""
-    if args.gpus:
-        try:
-            ids = [int(s) for s in args.gpus.split(",") if s.strip()]
-        except ValueError:
-            raise SystemExit(f"--gpus: expected numbers like 0 or 0,1, got {args.gpus!r}") from None
-        if not 1 <= len(ids) <= 2:
-            raise SystemExit(f"--gpus: give one or two GPUs (one per tower), got {args.gpus!r}")
-        return [Device(f"gpu:{i}") for i in ids]
-    return [Device(args.device)]
-
-
 def default_out(args: argparse.Namespace) -> Path:
     """``runs/MODEL-DATASET`` (the dataset's folder name for ``folder:PATH``)."""
     name = args.dataset.replace("folder:", "").rstrip("/").split("/")[-1] or "folder"
@@ -275,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else default_out(args)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        devices = choose_devices(args)
-    except RuntimeError as exc:  # no GPU: the message says what to install
+        devices = tower_devices(args.gpus, args.device)
+    except (RuntimeError, ValueError) as exc:  # no GPU (what to install), or a bad --gpus
         print(f"minialexnet.train: {exc}", file=sys.stderr)
         return 2
     input_size = 227 if args.model == "alexnet" else 32
@@ -650,7 +637,7 @@ def validate_and_log(
 def final_report(out: Path, val_set: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate best.npz on the validation set (centre crop and ten-crop); write final.json."""
     best = out / "best.npz"
-    model, stats, meta = load_model(best, choose_devices(args))
+    model, stats, meta = load_model(best, tower_devices(args.gpus, args.device))
     report: dict[str, Any] = {"checkpoint": str(best), "epoch": meta["epoch"]}
     for name, ten in [("centre", False)] + ([] if args.no_ten_crop else [("ten_crop", True)]):
         result = evaluate_model(

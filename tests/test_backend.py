@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minialexnet.backend as backend
-from minialexnet.backend import Device, get_array_module, gpu_available, to_numpy
+from minialexnet.backend import Device, get_array_module, gpu_available, to_numpy, tower_devices
 
 
 def test_cpu_device_uses_numpy():
@@ -142,3 +142,17 @@ def test_every_functional_op_keeps_its_inputs_on_their_simulated_device():
         assert dev.holds(arr), f"result {i} left {dev.name}: {getattr(arr, 'device_name', None)}"
     with pytest.raises(ValueError, match="different devices"):
         F.conv2d_forward(x, other.asarray(w), None, groups=2)
+
+
+def test_tower_devices_reads_gpus_and_device():
+    assert tower_devices(None, "cpu") == [Device("cpu")]
+    assert tower_devices("", "cpu:1") == [Device("cpu:1")]
+    for bad in ("zero", "0,1,2", ","):
+        with pytest.raises(ValueError, match="--gpus"):
+            tower_devices(bad)
+
+
+@pytest.mark.skipif(gpu_available(), reason="checks the message shown where there is no GPU")
+def test_tower_devices_without_a_gpu_says_what_to_install():
+    with pytest.raises(RuntimeError, match="CuPy|CUDA"):
+        tower_devices("0,1")

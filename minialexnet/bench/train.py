@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..backend import Device, MemoryMeter, set_tf32
+from ..backend import Device, MemoryMeter, set_tf32, tower_devices
 from ..models import model_from_config
 from ..optim import SGD
 from .common import interleaved_medians, matmul_gflops, reference_matmul, torch_on
@@ -362,11 +362,9 @@ def format_result(r: TrainResult) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..train import choose_devices  # noqa: PLC0415 -- the same --gpus/--device rules
-
     try:
-        devices = choose_devices(args)
-    except RuntimeError as exc:  # no GPU: the message says what to install
+        devices = tower_devices(args.gpus, args.device)
+    except (RuntimeError, ValueError) as exc:  # no GPU (what to install), or a bad --gpus
         print(f"minialexnet.bench train: {exc}")
         return 2
     if args.batch is not None and args.batch < 1:
