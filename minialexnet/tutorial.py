@@ -8,11 +8,12 @@ numbers it prints are then smaller but every check still holds.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .gradcheck import relative_error
 
-__all__ = ["FAST", "pick", "check_close"]
+__all__ = ["FAST", "pick", "check_close", "chapter10_args", "trained_model"]
 
 T = TypeVar("T")
 
@@ -36,3 +37,52 @@ def check_close(name: str, got: Any, want: Any, tol: float = 1e-6) -> float:
     print(f"{name}: relative error {err:.1e} (tolerance {tol:.0e}) {verdict}")
     assert err < tol, f"{name}: relative error {err:.2e} is above the tolerance {tol:.0e}"
     return err
+
+
+def chapter10_args(out_dir: str | Path) -> list[str]:
+    """Chapter 10's training run, as ``python -m minialexnet.train`` arguments.
+
+    alexnet-cifar on the built-in shapes, seed 0, batches of 64 at lr 0.01 (more updates
+    than batches of 128 for the same images), no final ten-crop (chapter 10 does it by
+    hand), output in ``out_dir``; 4,000 images for 4 epochs (256 for 1 in fast mode).
+    """
+    return [
+        "--train-size", str(pick(256, 4000)), "--val-size", str(pick(64, 500)),
+        "--epochs", str(pick(1, 4)), "--batch-size", "64", "--lr", "0.01", "--seed", "0",
+        "--no-ten-crop", "--quiet", "--out", str(out_dir),
+    ]  # fmt: skip
+
+
+def trained_model(out: str | Path) -> Path:
+    """The ``best.npz`` of an alexnet-cifar trained on shapes, for chapters 11 and 12.
+
+    The first place that has a usable one wins: ``make train``'s run (from the
+    repository root or from ``tutorials/``), chapter 10's run in ``out/ch10-run``, else
+    chapter 10's run, trained now into ``out/ch10-run``. Every run is a pure function of
+    its seed, so the fresh run is chapter 10's model, weight for weight. A checkpoint
+    that cannot be read, or of another model or dataset, is reported and passed over.
+    """
+    from . import train  # noqa: PLC0415 -- the training script only when needed
+    from .evaluate import load_model  # noqa: PLC0415
+
+    run_dir = Path(out) / "ch10-run"
+    candidates = [
+        Path("runs/alexnet-cifar-shapes/best.npz"),
+        Path("../runs/alexnet-cifar-shapes/best.npz"),
+        run_dir / "best.npz",
+    ]
+    for path in candidates:
+        if not path.exists():
+            continue
+        try:
+            _, _, meta = load_model(path)
+        except Exception as exc:  # damaged, or from an incompatible version: say so, go on
+            print(f"{path}: cannot be used ({exc})")
+            continue
+        if meta["config"]["arch"] == "alexnet-cifar" and meta["run"].get("dataset") == "shapes":
+            return path
+        print(f"{path}: not alexnet-cifar trained on shapes; skipped")
+    status = train.main(chapter10_args(run_dir))
+    if status != 0:
+        raise RuntimeError(f"training chapter 10's model into {run_dir} ended with {status}")
+    return run_dir / "best.npz"

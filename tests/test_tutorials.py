@@ -63,3 +63,20 @@ def test_notebook_runs_top_to_bottom_in_fast_mode(path: Path, tmp_path: Path, mo
     except nbclient.exceptions.CellExecutionError as exc:
         pytest.fail(f"{path.name} failed in fast mode (cwd {tmp_path}):\n{exc}", pytrace=False)
     assert os.environ["MINIALEXNET_FAST"] == "1"
+
+
+def test_trained_model_skips_what_it_cannot_use_then_trains_once(tmp_path, monkeypatch, capsys):
+    from minialexnet import train, tutorial
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tutorial, "FAST", True)
+    damaged = tmp_path / "runs" / "alexnet-cifar-shapes" / "best.npz"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"not a checkpoint")
+    found = tutorial.trained_model(tmp_path / "out")
+    assert found == tmp_path / "out" / "ch10-run" / "best.npz" and found.exists()
+    printed = capsys.readouterr().out
+    assert f"{Path('runs/alexnet-cifar-shapes/best.npz')}: cannot be used" in printed
+
+    monkeypatch.setattr(train, "main", lambda argv: pytest.fail("trained a second time"))
+    assert tutorial.trained_model(tmp_path / "out") == found

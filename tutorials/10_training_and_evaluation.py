@@ -33,7 +33,7 @@
 # %%
 try:
     import minialexnet
-    from minialexnet.tutorial import FAST, check_close, pick
+    from minialexnet.tutorial import FAST, chapter10_args, check_close, pick
 except ImportError as exc:
     raise ImportError(
         "minialexnet is not installed in this kernel. From a checkout run `make tutorials`, "
@@ -120,17 +120,8 @@ assert losses[-1] < losses[0], "the loss on a fixed batch should go down"
 
 # %%
 run_dir = OUT / "ch10-run"
-args = [
-    "--train-size", str(pick(256, 4000)),
-    "--val-size", str(pick(64, 500)),
-    "--epochs", str(pick(1, 4)),
-    "--batch-size", "64",
-    "--lr", "0.01",
-    "--seed", "0",
-    "--no-ten-crop",  # we do the ten-crop test ourselves below
-    "--quiet",
-    "--out", str(run_dir),
-]  # fmt: skip
+args = chapter10_args(run_dir)  # chapters 11 and 12 train the same run when they need it
+print("python -m minialexnet.train", " ".join(args))  # --no-ten-crop: we do it ourselves below
 start = time.perf_counter()
 status = train.main(args)
 print(f"train.main returned {status} after {time.perf_counter() - start:.0f} s")

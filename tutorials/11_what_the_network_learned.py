@@ -34,7 +34,7 @@
 # %%
 try:
     import minialexnet
-    from minialexnet.tutorial import FAST, check_close, pick
+    from minialexnet.tutorial import FAST, check_close, pick, trained_model
 except ImportError as exc:
     raise ImportError(
         "minialexnet is not installed in this kernel. From a checkout run `make tutorials`, "
@@ -49,7 +49,6 @@ import numpy as np
 from IPython.display import Image, display
 
 from minialexnet import functional as F
-from minialexnet import train
 from minialexnet.backend import to_numpy
 from minialexnet.data import eval_transform, load_dataset
 from minialexnet.evaluate import evaluate_model, load_model
@@ -90,39 +89,11 @@ print("minialexnet from", minialexnet.__file__, "| fast mode:", FAST)
 #
 # The first place that has one wins: `make train`'s run (from the repository root or from
 # `tutorials/`), chapter 10's run in this folder, else a fresh run with chapter 10's
-# arguments. Every run is a pure function of its seed, so the fresh run is chapter 10's
-# model, weight for weight.
+# arguments (`minialexnet.tutorial.trained_model` looks, in that order). Every run is a
+# pure function of its seed, so the fresh run is chapter 10's model, weight for weight.
 
 # %%
-CANDIDATES = [
-    Path("runs/alexnet-cifar-shapes/best.npz"),
-    Path("../runs/alexnet-cifar-shapes/best.npz"),
-    OUT / "ch10-run" / "best.npz",
-]
-
-
-def usable(path):
-    """A checkpoint of alexnet-cifar trained on shapes (the only kind this chapter reads)."""
-    try:
-        _, _, meta = load_model(path)
-    except Exception as exc:  # damaged, or from an incompatible version: say so, go on
-        print(f"{path}: cannot be used ({exc})")
-        return False
-    if meta["config"]["arch"] != "alexnet-cifar" or meta["run"].get("dataset") != "shapes":
-        print(f"{path}: not alexnet-cifar trained on shapes; skipped")
-        return False
-    return True
-
-
-found = next((p for p in CANDIDATES if p.exists() and usable(p)), None)
-if found is None:
-    found = OUT / "ch10-run" / "best.npz"
-    train.main([
-        "--train-size", str(pick(256, 4000)), "--val-size", str(pick(64, 500)),
-        "--epochs", str(pick(1, 4)), "--batch-size", "64", "--lr", "0.01", "--seed", "0",
-        "--no-ten-crop", "--quiet", "--out", str(found.parent),
-    ])  # fmt: skip
-
+found = trained_model(OUT)
 model, stats, meta = load_model(found)
 run = meta["run"]
 classes = meta["classes"]

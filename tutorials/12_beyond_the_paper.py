@@ -33,7 +33,7 @@
 # %%
 try:
     import minialexnet
-    from minialexnet.tutorial import FAST, check_close, pick
+    from minialexnet.tutorial import FAST, check_close, pick, trained_model
 except ImportError as exc:
     raise ImportError(
         "minialexnet is not installed in this kernel. From a checkout run `make tutorials`, "
@@ -45,7 +45,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minialexnet import train
 from minialexnet.backend import to_numpy
 from minialexnet.data import dataset_statistics, eval_transform, load_dataset, train_transform
 from minialexnet.evaluate import load_model
@@ -147,30 +146,7 @@ plt.show()
 # else chapter 10's short run trained here).
 
 # %%
-CANDIDATES = [
-    Path("runs/alexnet-cifar-shapes/best.npz"),
-    Path("../runs/alexnet-cifar-shapes/best.npz"),
-    OUT / "ch10-run" / "best.npz",
-]
-
-
-def usable(path):
-    try:
-        _, _, meta = load_model(path)
-    except Exception as exc:  # damaged, or from an incompatible version
-        print(f"{path}: cannot be used ({exc})")
-        return False
-    return meta["config"]["arch"] == "alexnet-cifar" and meta["run"].get("dataset") == "shapes"
-
-
-found = next((p for p in CANDIDATES if p.exists() and usable(p)), None)
-if found is None:
-    found = OUT / "ch10-run" / "best.npz"
-    train.main([
-        "--train-size", str(pick(256, 4000)), "--val-size", str(pick(64, 500)),
-        "--epochs", str(pick(1, 4)), "--batch-size", "64", "--lr", "0.01", "--seed", "0",
-        "--no-ten-crop", "--quiet", "--out", str(found.parent),
-    ])  # fmt: skip
+found = trained_model(OUT)
 model, stats, meta = load_model(found)
 run = meta["run"]
 print(f"using {found} (epoch {meta['epoch']})")
