@@ -381,24 +381,50 @@ class LRN(Layer):
     Shape unchanged (channel axis 1). The paper: n=5, k=2, alpha=1e-4, beta=0.75,
     after the ReLU of conv1 and conv2. Here ``alpha`` multiplies the plain sum;
     PyTorch's and Caffe's alpha is ``n`` times larger (they use the mean).
+
+    ``groups=2``: the channels are two halves normalised apart, a window never
+    reaching across (the paper's two towers in one network, each normalising its own
+    maps). The input (N, C, ...) is viewed as (N*groups, C/groups, ...): no copy.
     """
 
-    def __init__(self, n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75) -> None:
+    def __init__(
+        self, n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75, groups: int = 1
+    ) -> None:
         super().__init__()
         self.n = _positive_int(n, "LRN", "n")
         self.k = _real(k, "LRN", "k")
         self.alpha = _real(alpha, "LRN", "alpha")
         self.beta = _real(beta, "LRN", "beta")
+        self.groups = _positive_int(groups, "LRN", "groups")
+
+    def _grouped(self, x: Any) -> Any:
+        """x (N, C, ...) as (N*groups, C/groups, ...)."""
+        if self.groups == 1:
+            return x
+        if x.ndim < 2 or x.shape[1] % self.groups:
+            raise ValueError(
+                f"LRN: groups={self.groups} needs a channel axis (axis 1) divisible by it, got "
+                f"shape {tuple(x.shape)}"
+            )
+        return x.reshape(x.shape[0] * self.groups, x.shape[1] // self.groups, *x.shape[2:])
 
     def forward(self, x: Any, train: bool = True) -> Any:
-        out, self.cache = lrn_forward(x, self.n, self.k, self.alpha, self.beta)
-        return out
+        out, cache = lrn_forward(self._grouped(x), self.n, self.k, self.alpha, self.beta)
+        self.cache = (x.shape, cache)
+        return out.reshape(x.shape)
 
     def backward(self, dout: Any) -> Any:
-        return lrn_backward(dout, self._cache_or_raise())
+        shape, cache = self._cache_or_raise()
+        if tuple(dout.shape) != tuple(shape):
+            raise ValueError(
+                f"LRN.backward: dout has shape {tuple(dout.shape)} but the forward output had "
+                f"shape {tuple(shape)}"
+            )
+        return lrn_backward(self._grouped(dout), cache).reshape(shape)
 
     def __repr__(self) -> str:
-        return f"LRN(n={self.n}, k={self.k}, alpha={self.alpha}, beta={self.beta})"
+        groups = f", groups={self.groups}" if self.groups != 1 else ""
+        return f"LRN(n={self.n}, k={self.k}, alpha={self.alpha}, beta={self.beta}{groups})"
 
 
 class ReLU(Layer):

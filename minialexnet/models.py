@@ -55,6 +55,7 @@ import numpy as np
 
 from .backend import Device
 from .layers import LRN, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential, Tanh
+from .merged import merge_towers
 from .towers import Broadcast, Exchange, Gather, OnDevice, Towers, TwoTowerNet
 
 __all__ = [
@@ -191,6 +192,7 @@ def _alexnet(
     init: str,
     dtype: Any,
     variant: Variant = Variant(),  # noqa: B008 -- frozen, so one shared default is safe
+    merged: bool | None = None,
 ) -> TwoTowerNet:
     """The paper's network [3.5] with the per-tower sizes of ``spec``: the whole table."""
     devices = _devices(devices)
@@ -297,6 +299,10 @@ def _alexnet(
     model = TwoTowerNet(
         stages, devices=devices, input_size=spec.input_size, dtype=dtype, config=config, notes=notes
     )
+    if merged is None:  # by default on one GPU: the towers as one network, fewer launches
+        merged = len(devices) == 1 and devices[0].is_gpu and n == 2
+    if merged:
+        model = merge_towers(model)
     model.reseed(seed)
     return model
 
@@ -325,6 +331,7 @@ def alexnet(
     lrn: bool = True,
     pool: tuple[int, int] = (3, 2),
     towers: int = 2,
+    merged: bool | None = None,
 ) -> TwoTowerNet:
     """The paper's AlexNet on 227x227x3 images: 60,965,224 parameters for 1000 classes.
 
@@ -339,12 +346,16 @@ def alexnet(
         dtype: "float32" (training) or "float64" (gradient checks).
         activation, lrn, pool, towers: the paper's ablations (:class:`Variant`); the
             defaults are the paper's network.
+        merged: run two towers that share one device as one network
+            (:mod:`minialexnet.merged`: grouped convolutions, the same function and
+            parameters, half the launches). Default (None): on one GPU yes; on the CPU
+            and on two devices no (there the towers run at once, one per core or GPU).
 
     Returns:
         a :class:`~minialexnet.towers.TwoTowerNet`; ``forward(x)`` takes (N, 3, 227, 227).
     """
     variant = Variant(activation, lrn, pool, towers)
-    return _alexnet(ALEXNET, num_classes, devices, seed, init, dtype, variant)
+    return _alexnet(ALEXNET, num_classes, devices, seed, init, dtype, variant, merged)
 
 
 def alexnet_cifar(
@@ -358,15 +369,16 @@ def alexnet_cifar(
     lrn: bool = True,
     pool: tuple[int, int] = (3, 2),
     towers: int = 2,
+    merged: bool | None = None,
 ) -> TwoTowerNet:
     """AlexNet's topology for 32x32x3 images (CIFAR-10): 2,846,090 parameters for 10 classes.
 
     Per tower: conv1 32 5x5 s1 p2 (32 -> pool 15), conv2 64 5x5 p2 (-> pool 7), conv3 96,
     conv4 96, conv5 64 (3x3 p1, -> pool 3), fc6 512 (1152 in), fc7 512 (1024 in); fc8
-    1024 -> num_classes. Same arguments as :func:`alexnet`; input (N, 3, 32, 32).
+    1024 -> num_classes. Same arguments as :func:`alexnet` (``merged`` too); input (N, 3, 32, 32).
     """
     variant = Variant(activation, lrn, pool, towers)
-    return _alexnet(ALEXNET_CIFAR, num_classes, devices, seed, init, dtype, variant)
+    return _alexnet(ALEXNET_CIFAR, num_classes, devices, seed, init, dtype, variant, merged)
 
 
 def cnn4(

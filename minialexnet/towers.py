@@ -227,6 +227,10 @@ class Towers:
             with dev:
                 tower.zero_grad()
 
+    def first_layers(self) -> list[Any]:
+        """The first layer of each tower: the layers that see this stage's input."""
+        return [tower.layers[0] for tower in self.towers]
+
     def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
         """``("<tower>.<layer>", layer, device)`` for every layer of every tower."""
         for name, tower, dev in zip(self.names, self.towers, self.devices, strict=True):
@@ -456,9 +460,10 @@ class TwoTowerNet:
         return dout
 
     def _input_layers(self) -> list[Any]:
-        """The layers that see the images: the first layer of each tower of the first stage."""
-        first = next(stage for _, stage in self.stages if isinstance(stage, Towers))
-        return [tower.layers[0] for tower in first.towers]
+        """The layers that see the images: the first layer of each tower of the first stage
+        with layers (a :class:`Towers`, or a ``MergedTowers`` of :mod:`minialexnet.merged`)."""
+        first = next(stage for _, stage in self.stages if hasattr(stage, "first_layers"))
+        return first.first_layers()
 
     @property
     def input_grad(self) -> bool:

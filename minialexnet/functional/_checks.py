@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import get_array_module
+
 
 def pair(value: Any, fn: str, name: str, minimum: int) -> tuple[int, int]:
     """An int or an (h, w) pair of ints, each >= minimum, as a tuple."""
@@ -51,8 +53,14 @@ def dout_shape(dout: Any, expected: tuple[int, ...], fn: str) -> None:
 
 
 def labels(labels: Any, n: int, num_classes: int, fn: str, xp: Any) -> Any:
-    """Integer class labels of shape (n,), each in [0, num_classes); returned as an array."""
-    labels = xp.asarray(labels)
+    """Integer class labels of shape (n,), each in [0, num_classes); returned as an ``xp`` array.
+
+    Labels given on the host (a list or NumPy array, as the data loader gives them) are
+    checked there and then moved: reading a GPU array's minimum and maximum would make
+    the host wait for the GPU at every training step.
+    """
+    if get_array_module(labels) is np:
+        labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
         raise TypeError(
             f"{fn}: labels must be integers (class indices), got dtype {labels.dtype}; "
@@ -68,4 +76,4 @@ def labels(labels: Any, n: int, num_classes: int, fn: str, xp: Any) -> Any:
             f"{fn}: labels must lie in [0, {num_classes}) for {num_classes} classes, got values "
             f"from {int(labels.min())} to {int(labels.max())}"
         )
-    return labels
+    return xp.asarray(labels)

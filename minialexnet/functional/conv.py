@@ -20,14 +20,19 @@ out (N, C_out, OH, OW) with OH = floor((H + 2*ph - KH) / sh) + 1 (likewise OW).
 
 im2col copies x once per kernel offset (i, j): a Python loop of KH*KW steps,
 each a block copy of the whole batch, so nothing loops over pixels, channels
-or batch items. The input is first rearranged "space to depth" so that, even
+or batch items. The products are plain 2-D products, one per group (a loop of 1 or
+2 steps), with transposes passed as views: BLAS and cuBLAS read a transposed
+operand in place, where a batched (3-D) ``matmul`` would first copy it, and CuPy
+applies its compute type (TensorFloat-32 with ``backend.set_tf32(True)``) to 2-D
+products only. The input is first rearranged "space to depth" so that, even
 with a stride, each of those copies reads contiguous rows.
 
 Memory: the column buffer has C*KH*KW rows and N*OH*OW columns (conv1 at batch
-128: 363 x 387,200 floats, 0.56 GB). To keep it under ``col_bytes`` the batch
-is processed in chunks. When the whole batch fits in one buffer, the forward
-pass keeps the columns in the cache for the backward pass; otherwise the
-backward pass rebuilds them chunk by chunk.
+128: 363 x 387,200 floats, 0.56 GB). To keep it under ``col_bytes`` (default
+256 MiB for NumPy arrays, 1 GiB for CuPy arrays) the batch is processed in
+chunks. When the whole batch fits in one buffer, the forward pass keeps the
+columns in the cache for the backward pass; otherwise the backward pass
+rebuilds them chunk by chunk.
 """
 
 from __future__ import annotations
@@ -51,10 +56,18 @@ __all__ = [
     "space_to_depth",
     "depth_to_space",
     "DEFAULT_COL_BYTES",
+    "DEFAULT_GPU_COL_BYTES",
 ]
 
 DEFAULT_COL_BYTES = 256 * 2**20
-"""Default bound on the im2col buffer, in bytes (256 MiB). Pass ``col_bytes`` to change it."""
+"""Default bound on the im2col buffer of NumPy arrays, in bytes (256 MiB). Pass ``col_bytes``
+to change it."""
+
+DEFAULT_GPU_COL_BYTES = 2**30
+"""Default bound on the im2col buffer of CuPy arrays (1 GiB): the paper model's conv1 and
+conv2 columns at batch 128 (0.56 and 0.90 GB with both towers in one network) fit in one
+buffer, so backward reuses the forward's columns instead of rebuilding them chunk by chunk,
+and the model still trains within the paper's 3 GB per tower (``tests/test_memory.py``)."""
 
 
 def space_to_depth(x: Any, pad: tuple[int, int], stride: tuple[int, int]) -> Any:
@@ -135,10 +148,14 @@ def col2im(col: Any, dxs: Any) -> Any:
     ### END SOLUTION
 
 
-def _batch_chunks(n: int, per_item_bytes: int, col_bytes: int | None) -> list[slice]:
-    """Split range(n) into slices whose column buffers stay under col_bytes (>= 1 item each)."""
-    budget = DEFAULT_COL_BYTES if col_bytes is None else col_bytes
-    step = max(1, budget // max(per_item_bytes, 1))
+def _batch_chunks(n: int, per_item_bytes: int, col_bytes: int | None, xp: Any) -> list[slice]:
+    """Split range(n) into slices whose column buffers stay under col_bytes (>= 1 item each).
+
+    Default bound: ``DEFAULT_COL_BYTES`` for NumPy, ``DEFAULT_GPU_COL_BYTES`` for CuPy.
+    """
+    if col_bytes is None:
+        col_bytes = DEFAULT_COL_BYTES if xp.__name__ == "numpy" else DEFAULT_GPU_COL_BYTES
+    step = max(1, col_bytes // max(per_item_bytes, 1))
     return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
 
@@ -211,13 +228,15 @@ def conv2d_forward(
     w_mat = w.astype(x.dtype, copy=False).reshape(groups, c_out // groups, -1)  # (G, Cog, Cg*KH*KW)
     bias = 0 if b is None else b.astype(x.dtype, copy=False).reshape(1, c_out, 1, 1)
     xs = space_to_depth(x, (ph, pw), (sh, sw))
-    chunks = _batch_chunks(n, c * kh * kw * oh * ow * x.dtype.itemsize, col_bytes)
+    chunks = _batch_chunks(n, c * kh * kw * oh * ow * x.dtype.itemsize, col_bytes, xp)
     out = xp.empty_like(x, shape=(n, c_out, oh, ow))
     for chunk in chunks:
         col6 = im2col(xs[:, chunk], (kh, kw), (oh, ow))  # (C, KH, KW, Nc, OH, OW)
         col = col6.reshape(groups, -1, col6.shape[3] * oh * ow)  # (G, Cg*KH*KW, Nc*OH*OW)
-        y = xp.matmul(w_mat, col).reshape(c_out, -1, oh, ow)  # (C_out, Nc, OH, OW)
-        out[chunk] = y.transpose(1, 0, 2, 3) + bias
+        y = xp.empty_like(x, shape=(groups, c_out // groups, col.shape[2]))
+        for g in range(groups):  # one product per group: y[g] = w_mat[g] @ col[g]
+            xp.matmul(w_mat[g], col[g], out=y[g])
+        xp.add(y.reshape(c_out, -1, oh, ow).transpose(1, 0, 2, 3), bias, out=out[chunk])
     # Keep the columns for backward when the whole batch fit in one buffer (a
     # one-item list, so that backward can take them out); else backward rebuilds them.
     kept_col = [col6] if len(chunks) == 1 else []
@@ -256,19 +275,25 @@ def conv2d_backward(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[Any,
     w_mat = w.astype(xs.dtype, copy=False).reshape(groups, c_out // groups, -1)
     dxs = xp.zeros_like(xs) if need_dx else None
     dw_t = xp.zeros_like(w_mat, shape=(groups, w_mat.shape[2], w_mat.shape[1]))  # dw_mat.T
-    for chunk in _batch_chunks(n, c * kh * kw * oh * ow * xs.dtype.itemsize, col_bytes):
+    chunks = _batch_chunks(n, c * kh * kw * oh * ow * xs.dtype.itemsize, col_bytes, xp)
+    for chunk in chunks:
         # The kept columns are taken out of the cache (a second backward rebuilds them),
         # so that dcol can be written over them: one large buffer less to allocate.
         col = kept_col.pop() if kept_col else im2col(xs[:, chunk], (kh, kw), (oh, ow))
         nc = col.shape[3]
         col = col.reshape(groups, -1, nc * oh * ow)  # (G, Cg*KH*KW, Nc*OH*OW)
         dout_mat = dout[chunk].transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)
-        # dw_mat = dout_mat @ col.T, computed as (col @ dout_mat.T).T: the same numbers,
-        # and the product BLAS does faster for these shapes (~10-20% here).
-        dw_t += xp.matmul(col, dout_mat.transpose(0, 2, 1))
+        for g in range(groups):  # one product per group, each a plain 2-D product
+            # dw_mat = dout_mat @ col.T, computed as (col @ dout_mat.T).T: the same numbers,
+            # and the product BLAS does faster for these shapes (~10-20% here).
+            if len(chunks) == 1:
+                xp.matmul(col[g], dout_mat[g].T, out=dw_t[g])
+            else:
+                dw_t[g] += xp.matmul(col[g], dout_mat[g].T)
+            if need_dx:  # dcol = w_mat.T @ dout_mat, written over the columns of group g
+                xp.matmul(w_mat[g].T, dout_mat[g], out=col[g])  # (Cg*KH*KW, Nc*OH*OW)
         if need_dx:
-            dcol = xp.matmul(w_mat.transpose(0, 2, 1), dout_mat, out=col)  # (G, Cg*KH*KW, Nc*OH*OW)
-            col2im(dcol.reshape(c, kh, kw, nc, oh, ow), dxs[:, chunk])
+            col2im(col.reshape(c, kh, kw, nc, oh, ow), dxs[:, chunk])
     dx = depth_to_space(dxs, (ph, pw), (h, wid)) if need_dx else None
     dw = dw_t.transpose(0, 2, 1).reshape(w.shape).astype(w.dtype, copy=False)
     db = None if b is None else dout.sum(axis=(0, 2, 3)).astype(b.dtype, copy=False)
