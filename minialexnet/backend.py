@@ -15,6 +15,7 @@ which one to use. This is the only file that imports CuPy.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import tracemalloc
@@ -31,6 +32,7 @@ __all__ = [
     "get_array_module",
     "gpu_available",
     "memory_held",
+    "on_device_of",
     "reuse_freed_memory",
     "set_tf32",
     "tf32_enabled",
@@ -156,6 +158,27 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def on_device_of(x: Any) -> contextlib.AbstractContextManager[Any]:
+    """``with on_device_of(x):`` makes the GPU that array ``x`` lives on current.
+
+    CuPy makes new arrays and runs kernels on the CURRENT device, whatever device
+    their inputs live on; code handed arrays (a loss given logits, a kernel launch)
+    enters their device so that its work happens where they are. For a CuPy array
+    this is ``x.device``; for anything else (NumPy, simulated ``cpu:N`` devices, a
+    scalar) it does nothing.
+    """
+    if _cupy is not None and isinstance(x, _cupy.ndarray):
+        return x.device
+    return contextlib.nullcontext()
+
+
+def _device_name_of(x: Any) -> str | None:
+    """``"gpu:N"`` for a CuPy array, ``"cpu:N"`` for a simulated device's, else None (host)."""
+    if _cupy is not None and isinstance(x, _cupy.ndarray):
+        return f"gpu:{x.device.id}"
+    return getattr(x, "device_name", None)
+
+
 class Device:
     """The CPU or one GPU.
 
@@ -258,13 +281,20 @@ class Device:
 
     # -- arrays -------------------------------------------------------------
     def asarray(self, x: Any, dtype: Any = None) -> Any:
-        """``x`` as an array on this device (a copy only when it has to move)."""
+        """``x`` as an array on this device (a copy only when it has to move).
+
+        An array of ANOTHER device is first made contiguous on its own device, then
+        copied: CuPy copies only contiguous arrays from one GPU to another (a strided
+        view, such as a slice along axis 1, raises ``NotImplementedError``), and the
+        simulated ``cpu:N`` devices refuse what CuPy refuses.
+        """
+        x = _contiguous_to_move(x, self)
         if self.kind == "cpu":
-            if self.index is not None and getattr(x, "device_name", None) == self.name:
+            if self.index is None:
+                return np.asarray(to_numpy(x), dtype=dtype)  # the host: a plain NumPy array
+            if getattr(x, "device_name", None) == self.name:
                 return x if dtype is None else x.astype(dtype, copy=False)  # already here
-            host = np.asarray(to_numpy(x), dtype=dtype)
-            # a plain NumPy array for the CPU; a copy, tagged, for a simulated device
-            return host if self.index is None else _simulated(host.copy(), self.name)
+            return _copy_to_simulated(x, self.name, dtype)
         with self:
             return self.xp.asarray(x, dtype=dtype)
 
@@ -317,6 +347,39 @@ def _simulated(host: np.ndarray, name: str) -> SimulatedDeviceArray:
     arr = host.view(SimulatedDeviceArray)
     arr.device_name = name
     return arr
+
+
+def _contiguous_to_move(x: Any, target: Device) -> Any:
+    """``x``, or a C-contiguous copy of it made on ITS device when it must move to another.
+
+    CuPy's copy between two GPUs takes only contiguous arrays; the copy here runs
+    inside ``with`` x's device, so it is x's GPU that makes it. Arrays that stay
+    where they are, host arrays, and moves to the host (which copy any layout) are
+    left as they are.
+    """
+    source = _device_name_of(x)
+    if source is None or source == target.name or target.name == "cpu" or x.flags.c_contiguous:
+        return x
+    with on_device_of(x):
+        return x.copy()  # C order, on x's device (a simulated device's copy keeps its tag)
+
+
+def _copy_to_simulated(x: Any, name: str, dtype: Any = None) -> SimulatedDeviceArray:
+    """A copy of ``x`` on simulated device ``name``: stands for CuPy's copy between devices.
+
+    Like CuPy's (``cupy.asarray`` of an array on another GPU: ``ndarray.copy``,
+    which raises for an array that is neither C- nor F-contiguous), it refuses an
+    array of another simulated device that is not contiguous, so that CPU tests
+    catch a strided view sent across. Host arrays of any layout are copied.
+    """
+    source = getattr(x, "device_name", None)
+    if source not in (None, name) and not (x.flags.c_contiguous or x.flags.f_contiguous):
+        raise NotImplementedError(
+            f"CuPy cannot copy non-contiguous array between devices (simulated: {source} -> "
+            f"{name}, shape {tuple(x.shape)}, strides {x.strides}); make it contiguous on its "
+            "own device first, as Device.asarray does"
+        )
+    return _simulated(np.array(to_numpy(x), dtype=dtype, order="C"), name)
 
 
 def _device_names(values: Any) -> set[str]:
@@ -385,15 +448,44 @@ def _tag(result: Any, name: str | None) -> Any:
 def memory_held(device: Device) -> int | None:
     """Bytes that CuPy's memory pool holds on GPU ``device`` now; None for the CPU.
 
-    The pool keeps every block it ever allocated (freed arrays return their block to
-    it for reuse), so after some work this is the most that work needed at once,
-    plus fragmentation: the figure that must fit in the card's memory. The CUDA
-    context and cuBLAS's workspace (a few hundred MB) are not included.
+    The pool keeps the blocks it allocated (freed arrays return their block to it
+    for reuse), so after some work this is about the most that work needed at once,
+    plus fragmentation: the figure that must fit in the card's memory. Not so under
+    a limit (``set_limit``), where the pool releases its cached blocks rather than
+    grow: :class:`MemoryMeter` measures the peak in use itself. The CUDA context and
+    cuBLAS's workspace (a few hundred MB) are not included.
     """
     if not device.is_gpu:
         return None
     with device:
         return int(_cupy.get_default_memory_pool().total_bytes())  # type: ignore[union-attr]
+
+
+def _in_use_hook(start: dict[int, int], name: str) -> Any:
+    """A CuPy memory hook counting, per GPU number, the pool's bytes in use and their peak.
+
+    CuPy calls ``malloc_postprocess`` after its pool hands out a block (``mem_size``
+    bytes, rounded as the pool rounds) and ``free_postprocess`` after a block comes
+    back, with the GPU's number (``device_id``); ``start`` is what was in use at entry.
+    """
+
+    class InUse(_cupy.cuda.memory_hook.MemoryHook):  # type: ignore[union-attr]
+        def __init__(self) -> None:
+            self.name = name  # CuPy keys registered hooks by name: one per meter
+            self.in_use = {i: int(n) for i, n in start.items()}
+            self.peak = dict(self.in_use)
+
+        def malloc_postprocess(self, **kw: Any) -> None:
+            i = kw["device_id"]
+            if kw["mem_ptr"] and i in self.in_use:  # mem_ptr 0: the allocation failed
+                self.in_use[i] += kw["mem_size"]
+                self.peak[i] = max(self.peak[i], self.in_use[i])
+
+        def free_postprocess(self, **kw: Any) -> None:
+            if kw["device_id"] in self.in_use:
+                self.in_use[kw["device_id"]] -= kw["mem_size"]
+
+    return InUse()
 
 
 class MemoryMeter:
@@ -403,30 +495,46 @@ class MemoryMeter:
             model = build(); step(); step()
         meter.peak     # {"gpu:0": bytes, "gpu:1": bytes} or {"cpu": bytes}
         meter.start    # the same at entry: peak - start is what the work itself added
+        meter.held     # GPU only: what CuPy's pool holds at exit (see memory_held)
 
-    On a GPU: on entry the pool's unused blocks are released, so the count starts
-    from the arrays alive then; on exit, :func:`memory_held` (every array alive
-    before or made during the work, at the most there were at once). On the CPU:
-    the peak of memory traced by ``tracemalloc`` during the work (NumPy reports its
-    array buffers to it), arrays allocated before entry not included, for the whole
-    process (simulated ``cpu:N`` devices are not told apart, key ``"cpu"``). Tracing
-    slows Python down: measure memory apart from timing.
+    On a GPU: the most bytes of CuPy's memory pool IN USE at once during the work
+    (arrays alive at entry included), counted by a CuPy memory hook
+    (``cupy.cuda.memory_hook.MemoryHook``) that adds every block the pool hands out
+    and subtracts every block given back, per device. What the pool HOLDS is no
+    measure of that: it keeps freed blocks for reuse (more), and under a limit
+    (``set_limit``) it releases them rather than grow, so a peak long freed leaves
+    no trace in it. CuPy calls memory hooks only in the thread that registered them,
+    so allocations of other threads are not counted (the towers of a GPU model run
+    in the caller's thread); the CUDA context and cuBLAS's workspace are not
+    included. On entry the pool's unused blocks are released. On the CPU: the peak
+    of memory traced by ``tracemalloc`` during the work (NumPy reports its array
+    buffers to it), arrays allocated before entry not included, for the whole
+    process (simulated ``cpu:N`` devices are not told apart, key ``"cpu"``). Both
+    slow Python down: measure memory apart from timing.
     """
 
     def __init__(self, devices: Iterable[Device]) -> None:
         self.devices = list(dict.fromkeys(Device(d) for d in devices))
         self.peak: dict[str, int] = {}
         self.start: dict[str, int] = {}
+        self.held: dict[str, int] = {}
         self._started_tracing = False
+        self._hook: Any = None
 
     def __enter__(self) -> MemoryMeter:
         gc.collect()
-        for device in self.devices:
-            if device.is_gpu:
-                device.synchronize()
-                with device:
-                    _cupy.get_default_memory_pool().free_all_blocks()  # type: ignore[union-attr]
-                self.start[device.name] = memory_held(device) or 0
+        gpus = [d for d in self.devices if d.is_gpu]
+        for device in gpus:
+            device.synchronize()
+            with device:
+                pool = _cupy.get_default_memory_pool()  # type: ignore[union-attr]
+                pool.free_all_blocks()
+                self.start[device.name] = int(pool.used_bytes())
+        if gpus:
+            start = {d.index: self.start[d.name] for d in gpus}
+            hook = _in_use_hook(start, f"minialexnet.MemoryMeter.{id(self)}")
+            hook.__enter__()
+            self._hook = hook
         if any(not d.is_gpu for d in self.devices):
             self._started_tracing = not tracemalloc.is_tracing()
             if self._started_tracing:
@@ -436,10 +544,14 @@ class MemoryMeter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for device in self.devices:
-            if device.is_gpu:
-                device.synchronize()
-                self.peak[device.name] = memory_held(device) or 0
+        if self._hook is not None:
+            self._hook.__exit__(*exc)
+            for device in self.devices:
+                if device.is_gpu:
+                    device.synchronize()
+                    self.peak[device.name] = self._hook.peak[device.index]
+                    self.held[device.name] = memory_held(device) or 0
+            self._hook = None
         if any(not d.is_gpu for d in self.devices):
             self.peak["cpu"] = tracemalloc.get_traced_memory()[1]
             if self._started_tracing:

@@ -66,7 +66,11 @@ def _concat_on(device: Device, parts: Sequence[Any]) -> Any:
 
 
 def _split(x: Any, sizes: Sequence[int]) -> list[Any]:
-    """The pieces (views) of ``x`` along axis 1 with the given sizes: undoes concatenation."""
+    """The pieces (views) of ``x`` along axis 1 with the given sizes: undoes concatenation.
+
+    The views are strided; ``Device.asarray`` makes each contiguous on ``x``'s device
+    before it moves to another (CuPy copies only contiguous arrays between GPUs).
+    """
     bounds = np.cumsum([0, *sizes])
     if bounds[-1] != x.shape[1]:
         raise ValueError(

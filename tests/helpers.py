@@ -8,7 +8,9 @@ entry through hypothesis and still reproducible from the printed example.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,135 @@ def record_outputs(model: Any) -> dict[str, Any]:
 
         layer.forward = spy
     return outputs
+
+
+class FakeCompileError(Exception):
+    """Stands for ``cupy.cuda.compiler.CompileException``: its message is NVRTC's log."""
+
+
+class FakeCupy:
+    """A stand-in for CuPy with ``gpus`` GPUs, run on the CPU: which GPU was current when.
+
+    CuPy makes new arrays and runs kernels on the CURRENT GPU, whatever GPU their
+    inputs are on; this records that, so CPU tests can check the library enters the
+    right device. ``fake.ndarray`` is a NumPy subclass whose arrays remember their GPU
+    (``a.device.id``, ``a.device`` a context manager as CuPy's); ``fake.on(i, host)``
+    puts a host array on GPU ``i``; ``fake.cuda.Device(i)`` makes GPU ``i`` current
+    (``fake.current``). Every other name (``fake.asarray``, ``fake.arange``,
+    ``fake.exp``, ...) is NumPy's function, which records ``(name, current GPU)`` in
+    ``fake.calls`` and puts its result on the current GPU. ``fake.RawModule(code=...)``
+    stands for CuPy's: ``get_function(symbol)`` fails for a symbol the code does not
+    instantiate, and with :class:`FakeCompileError` (the ``#error`` line as the log) for
+    code holding ``#error``; its kernels record ``(symbol, current GPU)`` in
+    ``fake.launches`` when called and in ``fake.loads`` when loaded (``.kernel``).
+    They compute nothing. ``fake.install(monkeypatch)`` makes it the CuPy the library sees.
+    """
+
+    def __init__(self, gpus: int = 2) -> None:
+        self.__name__ = "cupy"
+        self.current = 0
+        self.calls: list[tuple[str, int]] = []
+        self.launches: list[tuple[str, int]] = []
+        self.loads: list[tuple[str, int]] = []
+        fake = self
+
+        class ndarray(np.ndarray):  # noqa: N801 -- CuPy's name
+            gpu = 0
+
+            def __array_finalize__(self, obj: Any) -> None:
+                self.gpu = getattr(obj, "gpu", fake.current)
+
+            @property
+            def device(self) -> Any:
+                return fake.cuda.Device(self.gpu)
+
+        class Device:
+            def __init__(self, index: int | None = None) -> None:
+                self.id = fake.current if index is None else int(index)
+                self.saved: list[int] = []
+
+            def __enter__(self) -> Device:
+                self.saved.append(fake.current)
+                fake.current = self.id
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                fake.current = self.saved.pop()
+
+            def synchronize(self) -> None:
+                pass
+
+        class RawKernel:
+            def __init__(self, symbol: str) -> None:
+                self.symbol = symbol
+
+            @property
+            def kernel(self) -> RawKernel:
+                fake.loads.append((self.symbol, fake.current))
+                return self
+
+            def __call__(self, grid: tuple, block: tuple, args: tuple) -> None:
+                fake.launches.append((self.symbol, fake.current))
+
+        class RawModule:
+            def __init__(self, *, code: str) -> None:
+                self.code = code
+
+            def compile(self) -> None:
+                errors = [line for line in self.code.splitlines() if line.startswith("#error")]
+                if errors:
+                    raise FakeCompileError("\n".join(errors))
+
+            def get_function(self, symbol: str) -> RawKernel:
+                self.compile()
+                if f"({symbol}, " not in self.code:
+                    raise RuntimeError(f"CUDA_ERROR_NOT_FOUND: named symbol not found: {symbol}")
+                return RawKernel(symbol)
+
+        self.ndarray, self.RawModule = ndarray, RawModule
+        self.cuda = SimpleNamespace(
+            Device=Device,
+            runtime=SimpleNamespace(getDeviceCount=lambda: gpus, getDevice=lambda: fake.current),
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(np, name)
+        if not callable(value) or isinstance(value, type):  # dtypes, constants
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, self.current))
+            result = value(*args, **kwargs)
+            return result if any(result is a for a in args) else self._here(result)
+
+        return call
+
+    def _here(self, result: Any) -> Any:
+        """``result`` (NumPy's) as arrays on the current GPU."""
+        if isinstance(result, tuple):
+            return tuple(self._here(r) for r in result)
+        if isinstance(result, np.ndarray):
+            result = result.view(self.ndarray)
+            result.gpu = self.current
+        return result
+
+    def asnumpy(self, a: Any) -> np.ndarray:
+        """A host copy, as ``cupy.asnumpy``."""
+        return np.array(a).view(np.ndarray)
+
+    def on(self, gpu: int, host: Any) -> Any:
+        """A copy of ``host`` on GPU ``gpu`` (the current GPU is left as it was)."""
+        with self.cuda.Device(gpu):
+            return self._here(np.array(host))
+
+    def install(self, monkeypatch: Any) -> FakeCupy:
+        """Make this the CuPy that minialexnet imports and recognises (undone after the test)."""
+        from minialexnet import backend  # noqa: PLC0415
+
+        monkeypatch.setitem(sys.modules, "cupy", self)
+        monkeypatch.setattr(backend, "_cupy", self)
+        monkeypatch.setattr(backend, "_cupy_import_error", None)
+        return self
 
 
 # --------------------------------------------------------------------------- settings

@@ -42,7 +42,7 @@ def test_bench_train_prints_rate_tflops_memory_and_profile_and_writes_json(tmp_p
     printed = capsys.readouterr().out
     assert "alexnet-cifar, batch 8, on cpu (both towers)" in printed
     assert "minialexnet float32" in printed and "TFLOP/s" in printed
-    assert "peak memory: cpu" in printed
+    assert "peak memory in use: cpu" in printed
     assert "one profiled step" in printed and "conv2" in printed
     assert "TF32" not in printed.split("GFLOP per step")[1], "no TF32 rows on the CPU"
     (r,) = json.loads(out.read_text())["results"]

@@ -3,6 +3,8 @@
 Everywhere (no GPU needed):
 - the source compiles with nvcc (where nvcc exists);
 - no kernel but lrn_fwd (whose pow has its own) contains a fused multiply-add;
+- each family of kernels (im2col/col2im, maxpool, lrn: one NVRTC module each on a GPU)
+  compiles on its own with g++ and defines exactly its own kernels;
 - the source also compiles as plain C++ with g++ (where g++ exists), after a prelude that
   makes blockIdx, threadIdx, blockDim and gridDim globals: the emulator runs a grid of
   2 x 3 "threads" one after another (see :class:`Emulator`). ``cuda_kernels._kernel`` is
@@ -169,6 +171,26 @@ def emulator(tmp_path_factory) -> Emulator:
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return Emulator(ctypes.CDLL(str(folder / "kernels.so")))
+
+
+@pytest.mark.parametrize("family", list(cuda_kernels.FAMILIES))
+def test_each_family_compiles_on_its_own(family, tmp_path):
+    """On a GPU each family is its own NVRTC module: it must not lean on another family's
+    helpers, and it must define its own kernels (SOURCE, all of them, is emulated below)."""
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ is not on PATH: the CUDA source cannot be compiled on the CPU")
+    assert sorted(k for names in cuda_kernels.KERNELS.values() for k in names) == sorted(KERNELS)
+    assert cuda_kernels.SOURCE == "".join(cuda_kernels.FAMILIES.values())
+    (tmp_path / "family.cpp").write_text(PRELUDE + cuda_kernels.FAMILIES[family])
+    command = [gxx, "-O0", "-shared", "-fPIC", "-x", "c++", "-Wall", "-Werror"]
+    command += ["-o", str(tmp_path / "family.so"), str(tmp_path / "family.cpp")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    library = ctypes.CDLL(str(tmp_path / "family.so"))
+    for other, names in cuda_kernels.KERNELS.items():
+        for symbol in (f"{name}_{suffix}" for name in names for suffix in ("f32", "f64")):
+            assert hasattr(library, symbol) == (other == family), symbol
 
 
 @pytest.fixture

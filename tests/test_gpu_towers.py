@@ -45,10 +45,10 @@ def _train_step(devices: list[Device]) -> tuple[Any, dict[str, np.ndarray], Any,
 def test_two_device_path_with_one_gpu_twice_computes_the_one_device_model():
     gpu = Device("gpu:0")
     _, twice, _, _ = _train_step([gpu, gpu])
-    _, once, _, _ = _train_step([gpu])
+    _, once, _, _ = _train_step([gpu])  # on one GPU: the towers run as one network (merged.py)
     _, cpu, _, _ = _train_step([Device("cpu")])
-    for name in once:
-        np.testing.assert_array_equal(twice[name], once[name], err_msg=name)
+    for name in once:  # the same products, grouped differently: equal up to rounding
+        np.testing.assert_allclose(twice[name], once[name], rtol=1e-12, atol=1e-15, err_msg=name)
         np.testing.assert_allclose(once[name], cpu[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
 

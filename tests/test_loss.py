@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import GRAD_TOL, Snapshot, assert_close, assert_dtype, dtypes, fast, npy, on, seeds
+from helpers import (
+    GRAD_TOL,
+    FakeCupy,
+    Snapshot,
+    assert_close,
+    assert_dtype,
+    dtypes,
+    fast,
+    npy,
+    on,
+    seeds,
+)
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -167,3 +178,24 @@ def test_hinge_default_margin_and_strict_indicator(device):
     np.testing.assert_allclose(npy(ds), [[0, 0, 0], [-1.0, 0.5, 0.5]])
     zero, dzero = multiclass_hinge(*on(device, np.array([[10.0, 0.0, 0.0]]), np.array([0])))
     assert float(zero) == 0.0 and not np.any(npy(dzero))
+
+
+@pytest.mark.parametrize("loss", [softmax_cross_entropy, multiclass_hinge, softmax])
+def test_losses_work_on_the_gpu_of_the_scores_not_the_current_one(loss, monkeypatch):
+    """``--gpus 1``: the logits are on GPU 1 while GPU 0 is current. CuPy would put the
+    host labels (``xp.asarray``), the row indices and every result on GPU 0; each loss
+    enters the scores' GPU. Checked with a stand-in CuPy that records the current GPU."""
+    fake = FakeCupy(gpus=2).install(monkeypatch)
+    s, y = problem(0, 4, 5)
+    if loss is softmax:
+        value, grad = None, loss(fake.on(1, s))
+    else:
+        value, grad = loss(fake.on(1, s), y)
+        assert ("asarray", 1) in fake.calls, "the host labels move to the scores' GPU"
+    assert fake.current == 0, "the current GPU is given back"
+    assert fake.calls and {gpu for _, gpu in fake.calls} == {1}, fake.calls
+    assert grad.device.id == 1
+    if loss is softmax_cross_entropy:
+        assert_close(value, -log_softmax64(s)[np.arange(4), y].mean())
+    elif loss is multiclass_hinge:
+        assert_close(value, hinge_formula(s, y, 1.0)[0])

@@ -6,7 +6,8 @@ batch 128 (on the CPU the default is ``alexnet-cifar`` at 128 and ``alexnet`` at
 steps, then the median of ``--steps`` timed steps, device-synchronised. It prints
 images/s, the achieved TFLOP/s (3 x the forward pass's convolution and linear
 FLOPs per step, :meth:`~minialexnet.towers.TwoTowerNet.forward_flops`), the peak
-memory per device and per tower (:class:`~minialexnet.backend.MemoryMeter`, in a
+memory in use per device and per tower (:class:`~minialexnet.backend.MemoryMeter`:
+the most bytes of CuPy's pool in use at once, or NumPy's traced buffers, in a
 separate pass, since measuring slows the CPU down), and the device's 2048^3
 float32 matmul rate measured in the same run. On a GPU it also times our step with
 TensorFloat-32 allowed (``--tf32`` in training). Where PyTorch is installed (never a
@@ -344,7 +345,7 @@ def format_result(r: TrainResult) -> str:
         )
         for name, peak in r.peak_memory_bytes.items()
     )
-    lines.append(f"  peak memory: {memory}")
+    lines.append(f"  peak memory in use: {memory}")
     if r.torch_peak_memory_bytes:
         lines.append(f"  PyTorch peak memory (reserved): {r.torch_peak_memory_bytes / GiB:.2f} GiB")
     if r.profile_ms:

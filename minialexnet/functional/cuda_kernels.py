@@ -43,10 +43,17 @@ forward can be followed by the generic backward and the other way round.
 Layouts are those of :func:`minialexnet.functional.conv.space_to_depth` and
 :func:`~minialexnet.functional.conv.im2col`. They are used for every CuPy
 array; ``MINIALEXNET_KERNELS=0`` switches them off (the generic code then runs on
-the GPU too). The tests compile :data:`SOURCE` with ``g++`` as plain C++ (one
-thread runs every element of the grid-stride loop) to run every wrapper on NumPy
-arrays against the generic code, with ``nvcc`` where it exists, and compare the
-kernels with the generic code on a GPU where there is one.
+the GPU too). Each wrapper runs on the GPU its input lives on (CuPy allocates and
+launches on the current GPU, which need not be the input's).
+
+The kernels come in three families (:data:`FAMILIES`: im2col/col2im, maxpool, lrn),
+each its own NVRTC module compiled on first use, so that an error in one family
+takes only its own kernels down; :func:`compile_all` compiles them all at once and
+names the family that fails, with NVRTC's log. The tests compile :data:`SOURCE`
+(every family) with ``g++`` as plain C++ (one thread runs every element of the
+grid-stride loop) to run every wrapper on NumPy arrays against the generic code,
+with ``nvcc`` where it exists, and compare the kernels with the generic code on a
+GPU where there is one.
 
 Measured on an H200 (2026-11-27, ``python -m minialexnet.bench layers --device gpu``,
 batch 16, forward+backward): conv1 6.9 -> 1.2 ms (7.2x -> 1.5x PyTorch's time),
@@ -57,16 +64,21 @@ not been timed.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import get_array_module, on_device_of
 
 __all__ = [
+    "FAMILIES",
+    "KERNELS",
     "SOURCE",
     "POOL_WINDOW_MAX",
+    "compile_all",
     "enabled",
     "im2col",
     "col2im",
@@ -76,7 +88,7 @@ __all__ = [
     "lrn_backward",
 ]
 
-SOURCE = r"""
+_IM2COL = r"""
 #define IM2COL(NAME, T)                                                              \
 extern "C" __global__ void NAME(const T* xs, T* col, long long total,               \
         int C, int N, int SH, int SW, int HS, int WS, int KH, int KW, int OH, int OW) { \
@@ -120,12 +132,13 @@ extern "C" __global__ void NAME(const T* col, T* dxs, long long total,          
     }                                                                                 \
 }
 
-// Overloads for float and double. mul_rn is a product rounded on its own: never
-// contracted into a fused multiply-add, so each result rounds as NumPy's does.
-__device__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
-__device__ float pow_t(float a, float b) { return powf(a, b); }
-__device__ double pow_t(double a, double b) { return pow(a, b); }
+IM2COL(im2col_f32, float)
+IM2COL(im2col_f64, double)
+COL2IM(col2im_f32, float)
+COL2IM(col2im_f64, double)
+"""
+
+_MAXPOOL = r"""
 // NumPy's maximum: NaN if either is NaN (the first one), else the larger, b on a tie.
 __device__ float max_nan(float a, float b) { return (a > b || a != a) ? a : b; }
 __device__ double max_nan(double a, double b) { return (a > b || a != a) ? a : b; }
@@ -186,6 +199,20 @@ extern "C" __global__ void NAME(const T* dout, const signed char* code, T* dx,  
     }                                                                                 \
 }
 
+MAXPOOL_FWD(maxpool_fwd_f32, float)
+MAXPOOL_FWD(maxpool_fwd_f64, double)
+MAXPOOL_BWD(maxpool_bwd_f32, float)
+MAXPOOL_BWD(maxpool_bwd_f64, double)
+"""
+
+_LRN = r"""
+// Overloads for float and double. mul_rn is a product rounded on its own: never
+// contracted into a fused multiply-add, so each result rounds as NumPy's does.
+__device__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ float pow_t(float a, float b) { return powf(a, b); }
+__device__ double pow_t(double a, double b) { return pow(a, b); }
+
 #define LRN_FWD(NAME, T)                                                             \
 extern "C" __global__ void NAME(const T* x, T* out, T* denom, T* scale, long long total, \
         int C, int before, int after, long long R, T k, T alpha, T minus_beta) {    \
@@ -229,21 +256,31 @@ extern "C" __global__ void NAME(const T* x, const T* out, const T* denom,       
     }                                                                                 \
 }
 
-IM2COL(im2col_f32, float)
-IM2COL(im2col_f64, double)
-COL2IM(col2im_f32, float)
-COL2IM(col2im_f64, double)
-MAXPOOL_FWD(maxpool_fwd_f32, float)
-MAXPOOL_FWD(maxpool_fwd_f64, double)
-MAXPOOL_BWD(maxpool_bwd_f32, float)
-MAXPOOL_BWD(maxpool_bwd_f64, double)
 LRN_FWD(lrn_fwd_f32, float)
 LRN_FWD(lrn_fwd_f64, double)
 LRN_BWD(lrn_bwd_f32, float)
 LRN_BWD(lrn_bwd_f64, double)
 """
 
-_module: Any = None
+FAMILIES: dict[str, str] = {"im2col": _IM2COL, "maxpool": _MAXPOOL, "lrn": _LRN}
+"""The CUDA source of each family of kernels, compiled on its own (NVRTC, one CuPy
+``RawModule`` per family, on first use): a family that does not compile takes only its
+own kernels down. No family uses another's helpers, so they also compile together."""
+
+KERNELS: dict[str, tuple[str, ...]] = {
+    "im2col": ("im2col", "col2im"),
+    "maxpool": ("maxpool_fwd", "maxpool_bwd"),
+    "lrn": ("lrn_fwd", "lrn_bwd"),
+}
+"""The kernels of each family, each compiled for float32 (``<name>_f32``) and float64
+(``<name>_f64``)."""
+
+SOURCE = "".join(FAMILIES.values())
+"""Every family's source in one text (the tests compile it with ``nvcc`` and ``g++``)."""
+
+_FAMILY_OF = {kernel: family for family, names in KERNELS.items() for kernel in names}
+_modules: dict[str, Any] = {}  # family -> its cupy.RawModule, made on first use
+_functions: dict[str, Any] = {}  # "<kernel>_f32" -> its cupy.RawKernel
 _THREADS = 256
 
 POOL_WINDOW_MAX = 128
@@ -260,32 +297,101 @@ def enabled(x: Any, dtype: Any = None) -> bool:
     return get_array_module(x).__name__ == "cupy" and dtype.char in "fd"
 
 
-def _kernel(name: str, dtype: Any) -> Any:
-    global _module
-    if dtype.char not in "fd":
-        raise TypeError(f"CUDA kernel {name}: float32 or float64 only, got {dtype}")
-    if _module is None:
+def _compile_error(family: str, exc: Exception) -> RuntimeError:
+    names = ", ".join(KERNELS[family])
+    return RuntimeError(
+        f"CUDA kernels: family {family!r} ({names}) does not compile or load; the other "
+        f"families are not affected, and MINIALEXNET_KERNELS=0 runs the generic code instead. "
+        f"{type(exc).__name__} (for a compile error, NVRTC's log):\n{exc}"
+    )
+
+
+def _function(family: str, symbol: str, load: bool = False) -> Any:
+    """The ``cupy.RawKernel`` ``symbol`` of ``family``'s module, compiled on first use.
+
+    CuPy loads a module once per GPU: a ``RawKernel`` loads its module (compiled once,
+    cached on disk) for whichever GPU is current when it is called and keeps a function
+    per GPU, so one object serves every GPU if it is launched on its arrays' device.
+    ``load`` loads it for the current GPU now. A failure names the family.
+    """
+    if family not in _modules:
         import cupy  # noqa: PLC0415 -- only reached with CuPy arrays
 
-        _module = cupy.RawModule(code=SOURCE)
-    return _module.get_function(f"{name}_{'f32' if dtype.char == 'f' else 'f64'}")
+        _modules[family] = cupy.RawModule(code=FAMILIES[family])
+    try:
+        if symbol not in _functions:
+            _functions[symbol] = _modules[family].get_function(symbol)
+        if load:
+            _ = _functions[symbol].kernel  # CuPy compiles and loads it for the current GPU
+    except Exception as exc:  # cupy.cuda.compiler.CompileException, CUDADriverError, ...
+        raise _compile_error(family, exc) from exc
+    return _functions[symbol]
+
+
+def _kernel(name: str, dtype: Any) -> Any:
+    if dtype.char not in "fd":
+        raise TypeError(f"CUDA kernel {name}: float32 or float64 only, got {dtype}")
+    return _function(_FAMILY_OF[name], f"{name}_{'f32' if dtype.char == 'f' else 'f64'}")
+
+
+def compile_all() -> dict[str, list[str]]:
+    """Compile and load every family of kernels on the current GPU now: ``{family: kernels}``.
+
+    Kernels are otherwise compiled on first use, one family (one NVRTC module) at a
+    time. This tries every family and raises one ``RuntimeError`` naming each family
+    that failed, with NVRTC's log. The GPU check runs it first (``.ci/gpu-check``,
+    stage ``compile``), so that a compile error is reported as one, not as the failure
+    of every test that happens to reach that family.
+    """
+    done: dict[str, list[str]] = {}
+    errors = []
+    for family, names in KERNELS.items():
+        symbols = [f"{name}_{suffix}" for name in names for suffix in ("f32", "f64")]
+        try:
+            for symbol in symbols:
+                _function(family, symbol, load=True)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+            continue
+        done[family] = symbols
+    if errors:
+        raise RuntimeError("\n\n".join(errors))
+    return done
+
+
+def _on_device_of_first(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn`` on the GPU its first argument lives on (CuPy allocates and launches on
+    the CURRENT device, which need not be the arrays')."""
+
+    @functools.wraps(fn)
+    def run(x: Any, *args: Any, **kwargs: Any) -> Any:
+        with on_device_of(x):
+            return fn(x, *args, **kwargs)
+
+    return run
 
 
 def _launch(
     name: str, dtype: Any, arrays: tuple, total: int, ints: tuple, extra: tuple = ()
 ) -> None:
-    """Run kernel ``name`` for ``dtype`` over ``total`` elements.
+    """Run kernel ``name`` for ``dtype`` over ``total`` elements, on the arrays' GPU.
 
-    Its arguments, in this order: ``arrays`` (C-contiguous), ``total`` as a long long,
-    ``ints`` as ints, then ``extra`` (NumPy scalars of the kernel's types).
+    Its arguments, in this order: ``arrays`` (C-contiguous, all on one GPU), ``total``
+    as a long long, ``ints`` as ints, then ``extra`` (NumPy scalars of the kernel's types).
     """
     if total == 0:
         return
     blocks = max(1, min((total + _THREADS - 1) // _THREADS, 65535 * 8))
     args = (*arrays, np.int64(total), *(np.int32(d) for d in ints), *extra)
-    _kernel(name, dtype)((blocks,), (_THREADS,), args)
+    if get_array_module(arrays[0]) is not np:
+        gpus = [a.device.id for a in arrays]
+        if len(set(gpus)) > 1:
+            raise ValueError(f"CUDA kernel {name}: its arrays are on GPUs {gpus}, not on one")
+    with on_device_of(arrays[0]):
+        _kernel(name, dtype)((blocks,), (_THREADS,), args)
 
 
+@_on_device_of_first
 def im2col(xs: Any, kernel: tuple[int, int], out_hw: tuple[int, int]) -> Any:
     """``conv.im2col`` in one launch: (C, N, sh, sw, Hs, Ws) -> (C, KH, KW, N, OH, OW)."""
     xp = get_array_module(xs)
@@ -298,6 +404,7 @@ def im2col(xs: Any, kernel: tuple[int, int], out_hw: tuple[int, int]) -> Any:
     return col
 
 
+@_on_device_of_first
 def col2im(col: Any, dxs: Any) -> Any:
     """``conv.col2im`` in one launch: adds ``col`` into ``dxs`` (in place) and returns it."""
     xp = get_array_module(dxs)
@@ -312,6 +419,7 @@ def col2im(col: Any, dxs: Any) -> Any:
     return dxs
 
 
+@_on_device_of_first
 def maxpool2d_forward(x: Any, size: tuple[int, int], stride: tuple[int, int]) -> tuple[Any, tuple]:
     """``pool.maxpool2d_forward`` in one launch, the same out and cache (KH*KW <= 128)."""
     xp = get_array_module(x)
@@ -327,6 +435,7 @@ def maxpool2d_forward(x: Any, size: tuple[int, int], stride: tuple[int, int]) ->
     return out, (x.shape, x.dtype, (kh, kw), (sh, sw), code)
 
 
+@_on_device_of_first
 def maxpool2d_backward(dout: Any, cache: tuple) -> Any:
     """``pool.maxpool2d_backward`` in one launch, a gather per pixel; either forward's cache."""
     x_shape, x_dtype, (kh, kw), (sh, sw), code = cache
@@ -342,6 +451,7 @@ def maxpool2d_backward(dout: Any, cache: tuple) -> Any:
     return dx
 
 
+@_on_device_of_first
 def lrn_forward(x: Any, n: int, k: float, alpha: float, beta: float) -> tuple[Any, tuple]:
     """``lrn.lrn_forward`` in one launch, the same out and cache (channels on axis 1, any ndim)."""
     xp = get_array_module(x)
@@ -355,6 +465,7 @@ def lrn_forward(x: Any, n: int, k: float, alpha: float, beta: float) -> tuple[An
     return out, (x, out, denom, scale, n, alpha, beta)
 
 
+@_on_device_of_first
 def lrn_backward(dout: Any, cache: tuple) -> Any:
     """``lrn.lrn_backward`` in one launch; takes either forward's cache."""
     x, out, denom, scale, n, alpha, beta = cache

@@ -7,17 +7,34 @@ objective, i.e. minimises the mean cross-entropy. The hinge loss is the
 
 Shapes: scores/logits (N, C), labels (N,) integers in [0, C). Both losses are
 the MEAN over the batch, and their gradients include the 1/N.
+
+On a GPU each function runs on the GPU its scores live on: CuPy makes new arrays
+(the labels given on the host, row indices) and runs kernels on the CURRENT device,
+which need not be the scores' (``--gpus 1``: the logits are on GPU 1, GPU 0 is current).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from numbers import Real
 from typing import Any
 
-from ..backend import get_array_module
+from ..backend import get_array_module, on_device_of
 from . import _checks
 
 __all__ = ["softmax", "softmax_cross_entropy", "multiclass_hinge"]
+
+
+def _on_scores_device(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn`` with the GPU its first argument (the scores) lives on made current."""
+
+    @functools.wraps(fn)
+    def run(scores: Any, *args: Any, **kwargs: Any) -> Any:
+        with on_device_of(scores):
+            return fn(scores, *args, **kwargs)
+
+    return run
 
 
 def _scores(s: Any, fn: str, name: str) -> None:
@@ -27,6 +44,7 @@ def _scores(s: Any, fn: str, name: str) -> None:
         raise ValueError(f"{fn}: {name} needs at least one example and one class, got {s.shape}")
 
 
+@_on_scores_device
 def softmax(logits: Any) -> Any:
     """Softmax along the last axis: ``p_j = exp(z_j - max z) / sum_k exp(z_k - max z)``.
 
@@ -40,6 +58,7 @@ def softmax(logits: Any) -> Any:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+@_on_scores_device
 def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[Any, Any]:
     """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
 
@@ -72,6 +91,7 @@ def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[Any, Any]:
     ### END SOLUTION
 
 
+@_on_scores_device
 def multiclass_hinge(scores: Any, labels: Any, margin: float = 1.0) -> tuple[Any, Any]:
     """Weston-Watkins multiclass SVM loss, mean over the batch, and its gradient.
 
