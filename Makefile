@@ -5,13 +5,26 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: help test train bench gpu-check lint clean tutorials notebooks docs
+# GPU=auto (the default): `make train` and `make test` install CuPy into .venv when an
+# NVIDIA driver answers (nvidia-smi), the package for its CUDA version. GPU=0 (or no, off):
+# no CuPy install, and `make train GPU=0` trains on the CPU even where CuPy is installed.
+GPU    ?= auto
+NO_GPU := $(filter 0 no off false,$(GPU))
+TRAIN_ARGS := $(if $(NO_GPU),--device cpu)
+# This machine's CuPy requirement (e.g. cupy-cuda12x>=13), or nothing: no driver, or GPU=0.
+# Worked out by the system's python3 once, the first time a recipe needs it.
+CUPY = $(eval CUPY := $(if $(NO_GPU),,$(shell $(PYTHON) -m minialexnet._gpu_setup)))$(CUPY)
+GPU_STAMP := $(VENV)/.gpu
+GPU_LOG   := $(VENV)/gpu-install.log
+
+.PHONY: help test train bench gpu-check gpu-setup lint clean tutorials notebooks docs
 
 help:
 	@echo "make test       run the whole test suite (creates .venv)"
 	@echo "make train      train AlexNet on the built-in dataset (creates .venv)"
 	@echo "make bench      time every AlexNet layer, forward+backward, on this machine"
 	@echo "make gpu-check  GPU tests + benchmark on a CUDA machine (no installs)"
+	@echo "make gpu-setup  install CuPy into .venv if an NVIDIA driver answers (train, test do)"
 	@echo "make tutorials  open the tutorial notebooks in JupyterLab (creates .venv)"
 	@echo "make notebooks  rebuild tutorials/*.ipynb from their text twins (no outputs)"
 	@echo "make docs       build the documentation site with mkdocs --strict into site/"
@@ -34,11 +47,23 @@ $(VENV)/.dev: $(VENV)/.test
 	$(PIP) install -e '.[dev]'
 	touch $@
 
-test: $(VENV)/.test
+# Looks for the driver on every run, so one installed later is picked up; installs when
+# .venv/.gpu does not name that requirement yet (replacing the CuPy it names). A failed
+# install (offline) leaves training on the CPU: one line says so; the next run tries again.
+gpu-setup: $(VENV)/.base
+	@if [ -n '$(CUPY)' ] && [ '$(CUPY)' != "$$(cat $(GPU_STAMP) 2>/dev/null)" ]; then \
+	  echo "NVIDIA driver found: installing $(CUPY) into $(VENV) (GPU=0 skips this)"; \
+	  [ ! -s $(GPU_STAMP) ] || $(PIP) uninstall -y "$$(cat $(GPU_STAMP))" >$(GPU_LOG) 2>&1; \
+	  rm -f $(GPU_STAMP); \
+	  $(PIP) install '$(CUPY)' >>$(GPU_LOG) 2>&1 && echo '$(CUPY)' >$(GPU_STAMP) || \
+	  echo "could not install $(CUPY) (offline? see $(GPU_LOG)): training stays on the CPU"; \
+	fi
+
+test: $(VENV)/.test gpu-setup
 	$(PY) -m pytest -q
 
-train: $(VENV)/.base
-	$(PY) -m minialexnet.train
+train: gpu-setup
+	$(PY) -m minialexnet.train $(TRAIN_ARGS)
 
 tutorials: $(VENV)/.notebooks
 	$(VENV)/bin/jupyter lab tutorials/00_arrays_and_devices.ipynb

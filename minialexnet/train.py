@@ -42,8 +42,17 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from . import _gpu_setup
 from . import functional as F
-from .backend import memory_held, reuse_freed_memory, set_tf32, to_numpy, tower_devices
+from .backend import (
+    Device,
+    gpu_available,
+    memory_held,
+    reuse_freed_memory,
+    set_tf32,
+    to_numpy,
+    tower_devices,
+)
 from .checkpoint import check_config, load_checkpoint, pack, save_checkpoint, unpack
 from .data import BatchLoader, Stats, dataset_statistics, load_dataset, train_transform
 from .evaluate import evaluate_model, load_model, topk_correct
@@ -255,17 +264,51 @@ def default_out(args: argparse.Namespace) -> Path:
     return Path("runs") / f"{args.model}-{name}"
 
 
+def choose_devices(gpus: str | None, device: str) -> tuple[list[Device], str]:
+    """The towers' devices from ``--gpus`` and ``--device``, and a line saying where training runs.
+
+    ``"training on gpu:0 (NVIDIA H200)"``, or ``"training on the CPU (WHY)"``: ``--device
+    auto`` is resolved here (a GPU when CuPy and a CUDA device answer) so that the line
+    can say why it is the CPU (no NVIDIA driver; CuPy not installed, and which pip
+    package this driver needs). Raises as :func:`tower_devices` does.
+    """
+    why = f"as asked: --device {device}"
+    if not gpus and device.strip().lower() == "auto":
+        device = "gpu:0" if gpu_available() else "cpu"
+        if device == "cpu":
+            why = _gpu_setup.why_cpu(_gpu_setup.detect())
+    devices = tower_devices(gpus, device)
+    on_gpus = [d for d in dict.fromkeys(devices) if d.is_gpu]
+    if not on_gpus:
+        return devices, f"training on the CPU ({why})"
+    return devices, "training on " + " and ".join(f"{d.name} ({_gpu_name(d)})" for d in on_gpus)
+
+
+def _gpu_name(device: Device) -> str:
+    """The GPU's product name as CUDA reports it (``"NVIDIA H200"``), or ``"CUDA GPU"``."""
+    try:
+        name = device.xp.cuda.runtime.getDeviceProperties(device.index)["name"]
+    except Exception:  # a name is a nicety: never fail a run for it
+        return "CUDA GPU"
+    return name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m minialexnet.train``: train, validate each epoch, checkpoint; 0 on success."""
     args = parse_args(argv)
     reuse_freed_memory()  # large temporaries without page faults: see backend.py
     out = Path(args.out) if args.out else default_out(args)
-    out.mkdir(parents=True, exist_ok=True)
     try:
-        devices = tower_devices(args.gpus, args.device)
+        devices, where = choose_devices(args.gpus, args.device)
     except (RuntimeError, ValueError) as exc:  # no GPU (what to install), or a bad --gpus
         print(f"minialexnet.train: {exc}", file=sys.stderr)
+        if isinstance(exc, RuntimeError):  # which CuPy this machine's driver needs, if any
+            hint = _gpu_setup.install_hint(_gpu_setup.detect())
+            print(f"minialexnet.train: {hint}", file=sys.stderr)
         return 2
+    args.device = devices[0].name  # "auto" resolved: the final test runs where training did
+    print(where)
+    out.mkdir(parents=True, exist_ok=True)
     input_size = 227 if args.model == "alexnet" else 32
     image_size = args.image_size or (256 if args.model == "alexnet" else 32)
     epochs = args.epochs or DEFAULT_EPOCHS.get(args.dataset, 90)
