@@ -193,6 +193,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray]
             path, f"not a readable .npz archive (truncated or corrupt? {exc})"
         ) from exc
     except (OSError, ValueError, EOFError) as exc:
+        if "allow_pickle" in str(exc):  # NumPy refused an object array: it needs unpickling
+            raise CheckpointError(
+                path,
+                "it holds pickled Python objects, which are never loaded (unpickling can run "
+                "code); a minialexnet checkpoint holds plain arrays only: not a checkpoint "
+                "written by minialexnet.train",
+            ) from exc
         raise CheckpointError(path, f"cannot read an array from it: {exc}") from exc
 
     if META_KEY not in arrays:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from . import functional as F
 from .backend import Device, to_numpy
-from .checkpoint import load_checkpoint, unpack
+from .checkpoint import CheckpointError, load_checkpoint, unpack
 from .data import BatchLoader, Dataset, Stats, eval_transform, load_dataset, ten_crop
 from .models import model_from_config
 from .viz import plot_confusion
@@ -74,7 +74,7 @@ def evaluate_model(
         desc="evaluate" + (" (ten-crop)" if ten_crops else ""),
         unit="batch",
         leave=False,
-        disable=not progress,
+        **({} if progress else {"disable": True}),  # else TQDM_DISABLE=1 may silence it
     )
     for x, y in bar:
         crops = x[distinct] if ten_crops else x[None]
@@ -99,11 +99,26 @@ def evaluate_model(
 
 
 def load_model(path: str | Path, devices: list[Device] | None = None) -> tuple[Any, Stats, dict]:
-    """Rebuild a model from a training checkpoint: (model, data statistics, metadata)."""
+    """Rebuild a model from a training checkpoint: (model, data statistics, metadata).
+
+    Raises :class:`~minialexnet.checkpoint.CheckpointError` (a ``ValueError``) naming the
+    file when it is not a checkpoint, or a checkpoint that ``minialexnet.train`` did not
+    write (no model config, weights or data statistics).
+    """
     arrays, meta = load_checkpoint(path)
-    model = model_from_config(meta["config"], devices=devices)
-    model.load_state_dict(unpack(arrays, "model"))
-    stats = Stats.from_arrays(unpack(arrays, "data"))
+    config = meta.get("config")
+    if not isinstance(config, dict) or "arch" not in config or "num_classes" not in config:
+        raise CheckpointError(
+            path,
+            "a minialexnet checkpoint without a model config: not one written by "
+            "minialexnet.train (use its checkpoint.npz or best.npz)",
+        )
+    try:
+        model = model_from_config(config, devices=devices)
+        model.load_state_dict(unpack(arrays, "model"))
+        stats = Stats.from_arrays(unpack(arrays, "data"))
+    except ValueError as exc:  # weights or statistics missing, of other shapes, ...
+        raise CheckpointError(path, f"cannot rebuild its model: {exc}") from exc
     return model, stats, meta
 
 
@@ -117,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "--dataset", help="shapes | cifar10 | folder:PATH (default: the one it was trained on)"
     )
     parser.add_argument("--data-dir", help="where CIFAR-10 lives (cifar10 only)")
-    parser.add_argument("--split", default="val", help="val (default) or train")
+    parser.add_argument("--split", default="val", choices=["val", "train"], help="default: val")
     parser.add_argument("--ten-crop", action="store_true", help="average ten patches per image")
     parser.add_argument(
         "--size",
@@ -130,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--confusion", metavar="PNG", help="also draw the confusion matrix to this picture"
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     size: int | None = None
     if args.size not in (None, "all"):
         try:
@@ -138,25 +156,47 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             parser.error(f"--size: expected a number or 'all', got {args.size!r}")
 
-    model, stats, meta = load_model(args.checkpoint, [Device(args.device)])
+    # bad input (a bad --device, a file that is not a checkpoint, missing data) ends with
+    # its message and exit status 2; anything else is a bug and keeps its traceback
+    try:
+        devices = [Device(args.device)]
+    except (RuntimeError, ValueError) as exc:  # an unknown --device, or no GPU for it
+        return _bad_input(exc)
+    try:
+        model, stats, meta = load_model(args.checkpoint, devices)
+    except CheckpointError as exc:
+        return _bad_input(exc)
     run = meta.get("run", {})
     if args.size is None and args.split == "val":
         size = run.get("val_size")
     spec = args.dataset or run.get("dataset", "shapes")
-    dataset = load_dataset(
-        spec,
-        args.split,
-        data_dir=args.data_dir or run.get("data_dir"),
-        image_size=run.get("image_size", model.input_size),
-        size=size,
-        seed=run.get("seed", 0),
-    )
+    try:
+        dataset = load_dataset(
+            spec,
+            args.split,
+            data_dir=args.data_dir or run.get("data_dir"),
+            image_size=run.get("image_size", model.input_size),
+            size=size,
+            seed=run.get("seed", 0),
+            progress=not args.quiet,
+        )
+    except (ValueError, FileNotFoundError) as exc:  # no such data, an unknown --dataset, ...
+        return _bad_input(exc)
+    trained_on = meta.get("classes")
+    if trained_on is not None and trained_on != dataset.classes:
+        return _bad_input(
+            f"{args.checkpoint} was trained on {len(trained_on)} classes "
+            f"{_some(trained_on)}, but {spec} {args.split} has {len(dataset.classes)} "
+            f"{_some(dataset.classes)}: evaluate it on the data it was trained on (leave out "
+            "--dataset) or on data with the same classes"
+        )
     result = evaluate_model(
         model,
         dataset,
         stats,
         batch_size=args.batch_size,
         ten_crops=args.ten_crop,
+        progress=not args.quiet,
         keep_predictions=bool(args.confusion),
     )
     if args.confusion:
@@ -190,6 +230,17 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
+
+
+def _some(names: list[str], show: int = 4) -> str:
+    """The first few class names, for a message: ``[a, b, c, d, ...]``."""
+    return "[" + ", ".join(names[:show]) + (", ...]" if len(names) > show else "]")
+
+
+def _bad_input(problem: Exception | str) -> int:
+    """Print what was wrong with the command line's input; the exit status 2."""
+    print(f"minialexnet.evaluate: {problem}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from . import train
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .models import model_from_config
 from .viz import plot_comparison, read_metrics
 
@@ -200,8 +200,10 @@ def run_experiment(
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "command.txt").write_text(command + "\n")
         code = train.main(argv)
-        if code not in (0, None):
-            raise SystemExit(f"experiments: training {label!r} failed (exit {code}); see above")
+        if code not in (0, None):  # train said why; its status (2: bad input) is ours
+            print(f"experiments: training {label!r} failed (exit {code}); see above",
+                  file=sys.stderr)  # fmt: skip
+            raise SystemExit(code)
     return report(experiment, out, budget_minutes)
 
 
@@ -209,7 +211,8 @@ def report(experiment: Experiment, out: Path, budget_minutes: float) -> dict[str
     """Read both networks' runs under ``out``; write results.json, results.md and NAME.png.
 
     Works on finished or interrupted runs alike (``--report-only``): what each
-    network's metrics.jsonl holds is what is reported.
+    network's metrics.jsonl holds is what is reported. Raises FileNotFoundError when a
+    network has no run under ``out``.
     """
     results: dict[str, Any] = {
         "experiment": experiment.name,
@@ -226,7 +229,10 @@ def report(experiment: Experiment, out: Path, budget_minutes: float) -> dict[str
     for label, _ in experiment.runs:
         run_dir = out / _slug(label)
         if not (run_dir / "metrics.jsonl").exists():
-            raise SystemExit(f"experiments: no run of {label!r} in {run_dir}; train it first")
+            raise FileNotFoundError(
+                f"no run of {label!r} in {run_dir}; train it first (leave out "
+                "--report-only) or give the --out of an earlier run"
+            )
         records = read_metrics(run_dir / "metrics.jsonl")
         _, meta = load_checkpoint(run_dir / "checkpoint.npz")  # the model as it was trained
         config = meta["config"]
@@ -370,10 +376,15 @@ def main(argv: list[str] | None = None) -> int:
         if any(a == flag or a.startswith(flag + "=") for a in common):
             parser.error(f"{flag} is set by the experiment itself; leave it out")
     out = Path(args.out) if args.out else Path("runs") / "experiments" / args.name
-    if args.report_only:
-        report(EXPERIMENTS[args.name], out, args.budget)
-        return 0
-    run_experiment(EXPERIMENTS[args.name], out, args.budget, ["--dataset", args.dataset, *common])
+    try:
+        if args.report_only:
+            report(EXPERIMENTS[args.name], out, args.budget)
+        else:
+            common = ["--dataset", args.dataset, *common]
+            run_experiment(EXPERIMENTS[args.name], out, args.budget, common)
+    except (FileNotFoundError, CheckpointError) as exc:  # no runs in --out, or not ours
+        print(f"minialexnet.experiments: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

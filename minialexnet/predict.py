@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from . import functional as F
 from .backend import Device, to_numpy
+from .checkpoint import CheckpointError
 from .data import eval_transform
 from .evaluate import load_model
 from .viz import plot_top5
@@ -50,8 +51,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | gpu | gpu:N")
     args = parser.parse_args(argv)
 
-    model, stats, meta = load_model(args.checkpoint, [Device(args.device)])
-    classes = meta["classes"]
+    # bad input (a bad --device, a file that is not a checkpoint, no readable image) ends
+    # with its message and exit status 2; anything else is a bug and keeps its traceback
+    try:
+        devices = [Device(args.device)]
+    except (RuntimeError, ValueError) as exc:  # an unknown --device, or no GPU for it
+        return _bad_input(exc)
+    try:
+        model, stats, meta = load_model(args.checkpoint, devices)
+    except CheckpointError as exc:
+        return _bad_input(exc)
+    classes = meta.get("classes")
+    if not isinstance(classes, list):
+        return _bad_input(
+            CheckpointError(args.checkpoint, "no class names in it: not written by train")
+        )
     size = meta.get("run", {}).get("image_size", model.input_size)
     images, names = [], []
     for path in args.images:
@@ -61,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, UnidentifiedImageError) as exc:
             print(f"{path}: cannot read this image ({exc}); skipped", file=sys.stderr)
     if not images:
-        print("no readable images", file=sys.stderr)
-        return 1
+        return _bad_input("no readable images: give image files such as photo.jpg or a .png")
     x = eval_transform(np.stack(images), stats=stats, crop=model.input_size)
     probs = to_numpy(F.softmax(model.forward(x, train=False)))
     k = min(5, len(classes))
@@ -74,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         print(f"wrote {plot_top5(images, names, top5, args.plot)}")
     return 0
+
+
+def _bad_input(problem: Exception | str) -> int:
+    """Print what was wrong with the command line's input; the exit status 2."""
+    print(f"minialexnet.predict: {problem}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

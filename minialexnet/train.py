@@ -53,7 +53,14 @@ from .backend import (
     to_numpy,
     tower_devices,
 )
-from .checkpoint import check_config, load_checkpoint, pack, save_checkpoint, unpack
+from .checkpoint import (
+    CheckpointError,
+    check_config,
+    load_checkpoint,
+    pack,
+    save_checkpoint,
+    unpack,
+)
 from .data import BatchLoader, Stats, dataset_statistics, load_dataset, train_transform
 from .evaluate import evaluate_model, load_model, topk_correct
 from .models import Variant, model_from_config
@@ -308,7 +315,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.device = devices[0].name  # "auto" resolved: the final test runs where training did
     print(where)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"{out} is a file")
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # --out names a file, or a folder we may not write in
+        print(f"minialexnet.train: --out {out}: cannot make the output folder ({exc}); "
+              "give another --out", file=sys.stderr)  # fmt: skip
+        return 2
     input_size = 227 if args.model == "alexnet" else 32
     image_size = args.image_size or (256 if args.model == "alexnet" else 32)
     epochs = args.epochs or DEFAULT_EPOCHS.get(args.dataset, 90)
@@ -330,11 +344,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{', '.join(d.name for d in devices)}, output {out}"
     )
     sizes = {"train": args.train_size, "val": args.val_size}
-    train_set, val_set = (
-        load_dataset(args.dataset, split, data_dir=args.data_dir, image_size=image_size,
-                     size=sizes[split], seed=args.seed, on_error=args.on_error)
-        for split in ("train", "val")
-    )  # fmt: skip
+    try:
+        train_set, val_set = (
+            load_dataset(args.dataset, split, data_dir=args.data_dir, image_size=image_size,
+                         size=sizes[split], seed=args.seed, on_error=args.on_error,
+                         progress=not args.quiet)
+            for split in ("train", "val")
+        )  # fmt: skip
+    except (ValueError, FileNotFoundError) as exc:  # no such data, an unknown --dataset, ...
+        print(f"minialexnet.train: {exc}", file=sys.stderr)
+        return 2
     print(
         f"data: {len(train_set)} training and {len(val_set)} validation images "
         f"{train_set.images.shape[1]}x{train_set.images.shape[2]}, "
@@ -492,8 +511,10 @@ def resume(
     arrays, meta = load_checkpoint(path)
     check_config(meta, {"config": model.config}, path)
     if meta.get("classes") != classes:
-        raise SystemExit(
-            f"{path}: trained on classes {meta.get('classes')}, but the dataset has {classes}"
+        raise CheckpointError(
+            path,
+            f"trained on classes {meta.get('classes')}, but the dataset has {classes}: resume "
+            "with the run's own --dataset, or start a new run (another --out)",
         )
     model.load_state_dict(unpack(arrays, "model"))
     optimizer.load_state_dict({**meta["optim"], "velocity": unpack(arrays, "optim/velocity")})
@@ -576,8 +597,8 @@ def train_one_epoch(
         initial=progress.batch,
         desc=f"epoch {epoch + 1}",
         unit="batch",
-        disable=args.quiet,
         dynamic_ncols=True,
+        **({"disable": True} if args.quiet else {}),  # else TQDM_DISABLE=1 may silence it
     )
     start = time.perf_counter() - progress.seconds
     waited = progress.extra.get("data_wait_seconds", 0.0) if progress.batch else 0.0
@@ -697,4 +718,12 @@ def final_report(out: Path, val_set: Any, args: argparse.Namespace) -> dict[str,
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except CheckpointError as exc:  # --resume from a file that is not this run's checkpoint
+        print(  # (main() raises it for callers in Python)
+            f"minialexnet.train: {exc}\n--resume continues OUT/checkpoint.npz with the options "
+            "it was trained with; to train anew, give another --out",
+            file=sys.stderr,
+        )
+        sys.exit(2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..backend import reuse_freed_memory
+from ..backend import Device, reuse_freed_memory
 from . import layers, loader, train
 
 
@@ -29,11 +29,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one benchmark; its exit status."""
+    """Run one benchmark; its exit status (2 for bad input, with the message alone)."""
     args = build_parser().parse_args(argv)
+    if args.command == "layers":  # (train and loader check their own options)
+        try:
+            Device(args.device)
+        except (RuntimeError, ValueError) as exc:  # an unknown --device, or no GPU for it
+            return _bad_input(args, exc)
     if reuse_freed_memory():  # as the training command does: see backend.py
         print("host allocator: freed memory reused (glibc mallopt), as in training")
-    return args.run(args)
+    try:
+        return args.run(args)
+    except FileNotFoundError as exc:  # e.g. loader --dataset cifar10 where there is none
+        return _bad_input(args, exc)
+
+
+def _bad_input(args: argparse.Namespace, problem: Exception) -> int:
+    print(f"minialexnet.bench {args.command}: {problem}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -258,13 +258,18 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _stream_to_file(url: str, path: Path, label: str) -> tuple[str, int, int | None]:
+def _stream_to_file(
+    url: str, path: Path, label: str, progress: bool = True
+) -> tuple[str, int, int | None]:
     """Copy url to path in 1 MiB blocks with a progress bar: (MD5 hex, bytes, Content-Length)."""
     digest, received = hashlib.md5(), 0
     with urllib.request.urlopen(url) as response, open(path, "wb") as out:
         length = response.headers.get("Content-Length")
         total = int(length) if length else None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=label, file=sys.stderr) as bar:
+        quiet = {} if progress else {"disable": True}  # else TQDM_DISABLE=1 may silence it
+        with tqdm(
+            total=total, unit="B", unit_scale=True, desc=label, file=sys.stderr, **quiet
+        ) as bar:
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
                 digest.update(block)
@@ -281,6 +286,7 @@ def download_cifar10(
     url: str | None = None,
     *,
     md5: str | None = None,
+    progress: bool = True,
 ) -> Path:
     """Download the official archive into data_dir; returns its path.
 
@@ -289,6 +295,7 @@ def download_cifar10(
     place, so the final name only ever holds a complete, verified archive. A mismatch
     deletes the part file and raises ValueError. An archive already in place with the
     right checksum is kept. `url` replaces the official address (a mirror, file://...).
+    ``progress=False`` hides the progress bar (so does ``TQDM_DISABLE=1``).
     """
     if version not in ARCHIVES:
         raise ValueError(f"cifar10: version must be one of {sorted(ARCHIVES)}, got {version!r}")
@@ -303,7 +310,7 @@ def download_cifar10(
 
     part = target.with_name(target.name + ".part")
     try:
-        got, received, total = _stream_to_file(url, part, target.name)
+        got, received, total = _stream_to_file(url, part, target.name, progress)
         if total is not None and received != total:
             raise OSError(
                 f"cifar10: download of {url} interrupted after {received} of {total} bytes"
@@ -331,8 +338,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     download.add_argument("--version", choices=sorted(ARCHIVES), default="binary")
     download.add_argument("--url", default=None, help="another address of the same archive")
+    download.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    path = download_cifar10(args.data_dir, args.version, args.url)
+    folder = Path(args.data_dir).expanduser()
+    if folder.exists() and not folder.is_dir():
+        print(
+            f"minialexnet.data.cifar10: --data-dir {folder} is a file; give the folder to "
+            "download into",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        path = download_cifar10(args.data_dir, args.version, args.url, progress=not args.quiet)
+    except (OSError, ValueError) as exc:  # no network, a bad --url or --data-dir, bad checksum
+        print(
+            f"minialexnet.data.cifar10: {exc}\nno CIFAR-10 was written. Check the network, "
+            f"--url and --data-dir, or download {URLS[args.version]} by hand and give "
+            "its folder as --data-dir",
+            file=sys.stderr,
+        )
+        return 2
     print(f"CIFAR-10 ({args.version}) is in {path}; use --data-dir {args.data_dir}")
     return 0
 

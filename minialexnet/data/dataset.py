@@ -72,6 +72,7 @@ def load_dataset(
     size: int | None = None,
     seed: int = 0,
     on_error: str = "skip",
+    progress: bool = True,
 ) -> Dataset:
     """Load a dataset split.
 
@@ -88,6 +89,8 @@ def load_dataset(
                         alone takes PATH from `data_dir`. `size` keeps a random subset.
     split: ``"train"`` or ``"val"``.
     on_error: folder only -- ``"skip"`` unreadable images (reported) or ``"stop"``.
+    progress: folder only -- ``False`` hides the progress bar of the first decoding
+    (``TQDM_DISABLE=1`` in the environment hides it too).
     """
     if split not in SPLITS:
         raise ValueError(f"load_dataset: split must be one of {list(SPLITS)}, got {split!r}")
@@ -103,7 +106,8 @@ def load_dataset(
 
         if image_size != 32:
             raise ValueError(
-                f"load_dataset: CIFAR-10 images are 32x32, got image_size={image_size}"
+                f"load_dataset: CIFAR-10 images are 32x32, got image_size={image_size}; "
+                "use a model for 32x32 images (alexnet-cifar, cnn4)"
             )
         return _subset(load_cifar10(split, data_dir=data_dir), size, seed)
     if spec == "folder" or spec.startswith("folder:"):
@@ -114,6 +118,8 @@ def load_dataset(
             raise ValueError(
                 "load_dataset: give the image tree as 'folder:PATH' (or data_dir=PATH)"
             )
-        dataset = load_folder(root, split, image_size=image_size, on_error=on_error)
+        dataset = load_folder(
+            root, split, image_size=image_size, on_error=on_error, progress=progress
+        )
         return _subset(dataset, size, seed)
     raise ValueError(f"load_dataset: unknown dataset {spec!r}; valid: {', '.join(SPECS)}")

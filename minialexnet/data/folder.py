@@ -81,7 +81,10 @@ def list_images(root: str | os.PathLike, split: str) -> tuple[list[str], list[Pa
     """
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise ValueError(f"folder: image root {root} does not exist or is not a folder")
+        raise ValueError(
+            f"folder: image root {root} does not exist or is not a folder (expected "
+            f"{root}/train/CLASS/*.jpg and {root}/val/CLASS/*.jpg)"
+        )
     if not (root / "train").is_dir():
         raise ValueError(
             f"folder: no train/ folder in {root}; expected root/train/CLASS/*.jpg "
@@ -89,7 +92,10 @@ def list_images(root: str | os.PathLike, split: str) -> tuple[list[str], list[Pa
         )
     classes = _subfolders(root / "train")
     if not classes:
-        raise ValueError(f"folder: {root / 'train'} has no class folders")
+        raise ValueError(
+            f"folder: {root / 'train'} has no class folders (expected one folder of images "
+            "per class: train/CLASS/*.jpg)"
+        )
     split_dir = _split_dir(root, split)
     unknown = sorted(set(_subfolders(split_dir)) - set(classes))
     if unknown:
@@ -178,6 +184,7 @@ def _decode_all(
     out_file: Path,
     on_error: str,
     workers: int,
+    progress: bool = True,
 ) -> tuple[np.ndarray, list[str]]:
     """Decode every image into an .npy memmap at out_file; returns (kept labels, bad paths).
 
@@ -192,7 +199,11 @@ def _decode_all(
     with (
         ThreadPoolExecutor(max_workers=workers) as pool,
         tqdm(
-            total=len(paths), desc=f"decoding {out_file.parent.name}", unit="img", file=sys.stderr
+            total=len(paths),
+            desc=f"decoding {out_file.parent.name}",
+            unit="img",
+            file=sys.stderr,
+            **({} if progress else {"disable": True}),  # else TQDM_DISABLE=1 may silence it
         ) as bar,
     ):
         for start in range(0, len(paths), chunk):
@@ -232,13 +243,15 @@ def load_folder(
     on_error: str = "skip",
     cache_dir: str | os.PathLike | None = None,
     workers: int | None = None,
+    progress: bool = True,
 ) -> Dataset:
     """Load root/<split>/CLASS/* as a Dataset of uint8 (N, image_size, image_size, 3).
 
     The first call decodes everything (progress bar) into the cache; later calls open the
     cached array as a memmap unless a file was added, removed or modified. on_error:
     "skip" leaves unreadable images out and reports them, "stop" raises ValueError.
-    workers: decoding threads (default min(8, CPU count)).
+    workers: decoding threads (default min(8, CPU count)). progress: False hides the
+    decoding's progress bar (so does ``TQDM_DISABLE=1`` in the environment).
     """
     if on_error not in ("skip", "stop"):
         raise ValueError(f"folder: on_error must be 'skip' or 'stop', got {on_error!r}")
@@ -279,7 +292,7 @@ def load_folder(
     # decode into a new file and rename it at the end: a memmap of the old cache that is
     # still open elsewhere keeps its (old) file instead of seeing it overwritten
     part = folder / "images.part.npy"
-    kept_labels, skipped = _decode_all(paths, labels, image_size, part, on_error, workers)
+    kept_labels, skipped = _decode_all(paths, labels, image_size, part, on_error, workers, progress)
     if not len(kept_labels):
         raise ValueError(f"folder: none of the {len(paths)} images in {split_dir} could be read")
     if skipped:
