@@ -7,13 +7,14 @@ numbers it prints are then smaller but every check still holds.
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .gradcheck import relative_error
 
-__all__ = ["FAST", "pick", "check_close", "chapter10_args", "trained_model"]
+__all__ = ["FAST", "pick", "check_close", "show_source", "chapter10_args", "trained_model"]
 
 T = TypeVar("T")
 
@@ -37,6 +38,32 @@ def check_close(name: str, got: Any, want: Any, tol: float = 1e-6) -> float:
     print(f"{name}: relative error {err:.1e} (tolerance {tol:.0e}) {verdict}")
     assert err < tol, f"{name}: relative error {err:.2e} is above the tolerance {tol:.0e}"
     return err
+
+
+def show_source(obj: Any, start: str | None = None) -> None:
+    """Print the source code of ``obj`` (a function, method or class) as a student reads it.
+
+    The instructors' solution markers (comment lines ``### BEGIN SOLUTION`` and
+    ``### END SOLUTION``, see ``docs/instructors.md``) are left out; in a student
+    copy the code between them is already a stub. ``start``: print from the first
+    line that contains this text (to skip a docstring, say).
+    """
+    from .exercises.regions import BEGIN, END, RegionError, strip_markers  # noqa: PLC0415
+
+    source = inspect.getsource(obj)
+    try:
+        source = strip_markers(source)
+    except RegionError:  # unpaired markers: drop the marker lines all the same
+        source = "".join(
+            line for line in source.splitlines(keepends=True) if line.strip() not in (BEGIN, END)
+        )
+    if start is not None:
+        lines = source.splitlines(keepends=True)
+        first = next((i for i, line in enumerate(lines) if start in line), None)
+        if first is None:
+            raise ValueError(f"show_source: no line of {obj.__qualname__} contains {start!r}")
+        source = "".join(lines[first:])
+    print(source.rstrip("\n"))
 
 
 def chapter10_args(out_dir: str | Path) -> list[str]:

@@ -3,6 +3,7 @@ matches its text twin (``tutorials/NN_name.py``, jupytext's py:percent format)."
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -63,6 +64,45 @@ def test_notebook_runs_top_to_bottom_in_fast_mode(path: Path, tmp_path: Path, mo
     except nbclient.exceptions.CellExecutionError as exc:
         pytest.fail(f"{path.name} failed in fast mode (cwd {tmp_path}):\n{exc}", pytrace=False)
     assert os.environ["MINIALEXNET_FAST"] == "1"
+    printed = _marker_lines_printed(nb)
+    assert not printed, f"{path.name} prints solution markers (use show_source): {printed[:3]}"
+
+
+def _marker_lines_printed(nb) -> list[str]:
+    """The output lines of an executed notebook that are a solution marker and nothing else."""
+    from minialexnet.exercises.regions import BEGIN, END
+
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            texts = [output.get("text", "")]
+            texts += [output.get("data", {}).get("text/plain", "")]
+            for text in texts:
+                text = "".join(text) if isinstance(text, list) else text
+                found += [
+                    f"cell {i}: {s.strip()}" for s in text.splitlines() if s.strip() in (BEGIN, END)
+                ]
+    return found
+
+
+def test_show_source_leaves_the_markers_out(capsys):
+    from minialexnet.exercises.regions import BEGIN, END
+    from minialexnet.functional import lrn_forward
+    from minialexnet.optim import SGD
+    from minialexnet.tutorial import show_source
+
+    for obj in (lrn_forward, SGD.step):  # both hold a marked region in the reference
+        raw = inspect.getsource(obj)
+        assert BEGIN in raw and END in raw
+        show_source(obj)
+        shown = capsys.readouterr().out.splitlines()
+        assert BEGIN not in [s.strip() for s in shown] and END not in [s.strip() for s in shown]
+        kept = [line for line in raw.splitlines() if line.strip() not in (BEGIN, END)]
+        assert shown == kept
+    show_source(lrn_forward, start="    fn = ")
+    assert capsys.readouterr().out.startswith('    fn = "lrn_forward"')
+    with pytest.raises(ValueError, match="no line of lrn_forward contains"):
+        show_source(lrn_forward, start="not in there")
 
 
 def test_trained_model_skips_what_it_cannot_use_then_trains_once(tmp_path, monkeypatch, capsys):

@@ -20,7 +20,9 @@
 # gradient of the loss. This chapter shows how minialexnet holds those arrays, how
 # one piece of code runs on the CPU (NumPy) and on a GPU (CuPy), what a *device*
 # is in the library, how random numbers are made repeatable, and why training uses
-# `float32` while gradient checks use `float64`.
+# `float32` while gradient checks use `float64`. It ends with how to get your own
+# copy of the tutorials, in which the "your turn" cells of the later chapters are
+# yours to write.
 #
 # No GPU is needed: every GPU cell checks first and says so when it ran the CPU
 # path only.
@@ -47,7 +49,6 @@ except ImportError as exc:
         '`%pip install "minialexnet[gpu] @ git+<URL of this repository>"`, then restart.'
     ) from exc
 
-import inspect
 import time
 
 import matplotlib.pyplot as plt
@@ -55,9 +56,10 @@ import numpy as np
 
 from minialexnet.backend import Device, get_array_module, gpu_available, to_numpy
 from minialexnet.data import load_dataset
-from minialexnet.functional import activation, relu_forward
+from minialexnet.exercises.catalogue import CatalogueError, format_table, read_catalogue
+from minialexnet.functional import activation
 from minialexnet.layers import Conv2d
-from minialexnet.tutorial import FAST, check_close, pick
+from minialexnet.tutorial import FAST, check_close, pick, show_source
 
 print("minialexnet from", minialexnet.__file__)
 print("fast mode:", FAST, "| GPU available:", gpu_available())
@@ -110,7 +112,8 @@ plt.show()
 batch_bytes = 128 * 3 * 227 * 227 * 4
 param_bytes = 60_965_224 * 4
 print(f"input batch : {batch_bytes / 2**20:7.1f} MiB")
-print(f"parameters  : {param_bytes / 2**20:7.1f} MiB (and as much again for gradients and momentum)")
+print(f"parameters  : {param_bytes / 2**20:7.1f} MiB "
+      "(and as much again for gradients and momentum)")
 
 # %% [markdown]
 # ## The `xp` idea: write the maths once
@@ -128,7 +131,7 @@ print(f"parameters  : {param_bytes / 2**20:7.1f} MiB (and as much again for grad
 # Here is the library's ReLU: there is no `if gpu:` anywhere.
 
 # %%
-print(inspect.getsource(activation.relu_forward))
+show_source(activation.relu_forward)
 print("get_array_module(x) is", get_array_module(x).__name__)
 
 # %% [markdown]
@@ -166,7 +169,7 @@ print(type(to_numpy(z)), to_numpy(z) is z)
 # | `"cpu"` | the host | `numpy` |
 # | `"gpu:0"`, `"gpu:1"` (or `"gpu"`) | one CUDA GPU | `cupy` |
 # | `"auto"` | `gpu:0` when one is usable, else the CPU (with a one-line notice) | either |
-# | `"cpu:0"`, `"cpu:1"` | *simulated* devices: CPU arrays that remember their device | `numpy` |
+# | `"cpu:0"`, `"cpu:1"` | *simulated* devices, for the two towers (chapter 09) | `numpy` |
 #
 # A device gives its array module (`dev.xp`), moves arrays onto itself
 # (`dev.asarray`), tells whether it holds an array (`dev.holds`), and is a context
@@ -194,36 +197,6 @@ if not gpu_available():
         print("RuntimeError:", err)
 else:
     print("this machine has a GPU:", Device("gpu:0"))
-
-# %% [markdown]
-# ### Two devices on one CPU
-#
-# The paper's two towers live on two GPUs, and a GPU cannot read an array in
-# another GPU's memory: CuPy refuses to add arrays from two GPUs. To test the
-# two-tower model on a laptop, `Device("cpu:0")` and `Device("cpu:1")` are two
-# *simulated* devices. Their arrays are NumPy arrays that carry a device name;
-# results of NumPy operations stay on that device, and mixing two devices raises,
-# just as on two GPUs. The only way across is an explicit move, `dev.asarray(a)`.
-
-# %%
-dev_a, dev_b = Device("cpu:0"), Device("cpu:1")
-a = dev_a.asarray(x[:2])
-b = dev_b.asarray(x[2:4])
-print("a on", a.device_name, "| b on", b.device_name)
-print("relu of a stays on", relu_forward(a)[0].device_name)
-
-try:
-    a + b
-except ValueError as err:
-    print("ValueError:", err)
-
-b_on_a = dev_a.asarray(b)  # the explicit move (a copy)
-print("after the move:", (a + b_on_a).device_name, "| dev_a holds it:", dev_a.holds(b_on_a))
-
-# %% [markdown]
-# This is how the test-suite proves that the two-tower AlexNet moves activations
-# between towers only where the paper does (into conv3, fc6 and fc7), on a machine
-# without a GPU.
 
 # %% [markdown]
 # ### On a GPU
@@ -257,7 +230,8 @@ if gpu_available():
     with gpu:
         x_gpu = gpu.asarray(x)  # host -> GPU memory
         z_gpu = standardise(x_gpu)  # the same function, now with xp = cupy
-    print(type(x_gpu), "| xp is", get_array_module(x_gpu).__name__, "| gpu holds it:", gpu.holds(x_gpu))
+    print(type(x_gpu), "| xp is", get_array_module(x_gpu).__name__,
+          "| gpu holds it:", gpu.holds(x_gpu))
     check_close("standardise on the GPU vs the CPU", to_numpy(z_gpu), z, 1e-5)
     t_gpu = time_matmul(gpu, n)
     print(f"GPU: {n}x{n} matmul in {1e3 * t_gpu:.3f} ms = {2 * n**3 / t_gpu / 1e9:.1f} GFLOP/s")
@@ -278,7 +252,8 @@ r1 = cpu.rng(seed=42).standard_normal(5)
 r2 = cpu.rng(seed=42).standard_normal(5)
 r3 = cpu.rng(seed=43).standard_normal(5)
 print(r1)
-print("same seed, identical:", np.array_equal(r1, r2), "| other seed, identical:", np.array_equal(r1, r3))
+print("same seed, identical:", np.array_equal(r1, r2),
+      "| other seed, identical:", np.array_equal(r1, r3))
 
 # %% [markdown]
 # CuPy's generator is another algorithm, so `Device("gpu:0").rng(42)` gives other
@@ -317,7 +292,8 @@ else:
 # %%
 for dt in (np.float32, np.float64):
     info = np.finfo(dt)
-    print(f"{info.dtype}: eps {info.eps:.2e}, largest {info.max:.2e}, smallest normal {info.tiny:.2e}")
+    print(f"{info.dtype}: eps {info.eps:.2e}, largest {info.max:.2e}, "
+          f"smallest normal {info.tiny:.2e}")
 print("1 + 1e-8 == 1 in float32:", np.float32(1) + np.float32(1e-8) == np.float32(1))
 print("1 + 1e-8 == 1 in float64:", np.float64(1) + np.float64(1e-8) == np.float64(1))
 
@@ -356,7 +332,8 @@ fig, ax = plt.subplots(figsize=(6, 4))
 for name, errs in errors.items():
     ax.loglog(eps_values, errs, "o-", ms=3, label=name)
     best = int(np.argmin(errs))
-    print(f"{name}: error {errs[at_1e6]:.0e} at eps 1e-6; best {errs[best]:.0e} at eps {eps_values[best]:.0e}")
+    print(f"{name}: error {errs[at_1e6]:.0e} at eps 1e-6; "
+          f"best {errs[best]:.0e} at eps {eps_values[best]:.0e}")
 ax.axvline(1e-6, color="grey", ls="--", lw=1, label="eps = 1e-6 (gradcheck)")
 ax.set_xlabel("step $\\varepsilon$")
 ax.set_ylabel("relative error of the derivative")
@@ -402,6 +379,49 @@ print("FAST =", FAST, "| pick(8, 128) =", pick(8, 128))
 check_close("per-image std of standardise(x)", z.std(axis=(1, 2, 3)), np.ones(len(z)), 1e-4)
 
 # %% [markdown]
+# ## Your own copy: write the code, check it
+#
+# From chapter 01 on, every chapter up to 08 has one or two **"your turn"** cells: a
+# function with its signature, a docstring and a one-line hint, whose body is yours
+# to write, followed by a cell that checks it and prints each relative error next to
+# the error it expects. In the project's repository (the instructor's edition, which
+# its test-suite runs) those cells hold a solution, marked off by two comment lines
+# that `show_source` and the student copy leave out. To do them yourself, write a
+# **student copy** of the project, from a shell in a clone of the repository:
+#
+# ```bash
+# python -m minialexnet.exercises release --out ../my-alexnet
+# cd ../my-alexnet
+# make tutorials      # a .venv of its own, with the copy's package installed in it
+# ```
+#
+# In the copy, every "your turn" body is one line,
+# `raise NotImplementedError("your turn: ...")`: replace it with your code and run the
+# check cell after it. The library's own exercises are stubs there too: the layers
+# that the chapters explain (im2col and the convolution, max pooling, LRN, dropout,
+# the loss, the SGD update, the exchange between the towers; the cell below lists
+# them). Inside the copy, check one with
+#
+# ```bash
+# python -m minialexnet.exercises check lrn_forward
+# ```
+#
+# which runs its tests and explains each failure: which output or gradient is wrong,
+# its relative error, the worst entry. Later cells of a chapter call the library, so
+# in the copy they stop at the first layer you have not written yet, with a message
+# that says what to implement. To take the library's exercises one at a time, hand
+# out only some: `release --only softmax_cross_entropy --out ../my-alexnet` keeps the
+# reference code of all the others (the "your turn" cells are stubs in every copy).
+# The chapters end with questions; their answers are in this repository's
+# `docs/instructors.md`, which the copy leaves out.
+
+# %%
+try:
+    print(format_table(read_catalogue()))  # what `python -m minialexnet.exercises list` prints
+except CatalogueError as err:  # installed without its repository (e.g. from a URL)
+    print("no exercise catalogue here:", err)
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **Memory of AlexNet's activations.** With the spatial sizes
@@ -410,10 +430,35 @@ check_close("per-image std of standardise(x)", z.std(axis=(1, 2, 3)), np.ones(le
 #    `float32` output of each conv layer for a batch of 128. Which layer is the
 #    largest? Would a batch of 128 fit in 3 GB once the backward pass keeps them all?
 # 2. **Device-generic code.** Write `one_hot(labels, num_classes)` that returns an
-#    `(N, num_classes)` float32 array on the device of `labels`, using only
-#    `xp = get_array_module(labels)`. Test it on `Device("cpu:1").asarray(...)`:
-#    the result should report `device_name == "cpu:1"`. (Hint: `xp.eye`, or
-#    `xp.zeros_like(..., shape=...)` followed by an indexed assignment.)
+#    `(N, num_classes)` float32 array with a 1 in each row's label column, using only
+#    `xp = get_array_module(labels)`, so that NumPy labels give a NumPy array and CuPy
+#    labels a CuPy array. (Hint: `xp.zeros(...)`, then one indexed assignment with
+#    `xp.arange(N)` and `labels`.) Chapter 09 asks it again on a simulated device,
+#    where it must also keep the device of `labels`.
 # 3. **Where the rounding starts.** Repeat the finite-difference plot for
 #    $f(x) = \exp(x)$ at $x = 10$. Does the best $\varepsilon$ move? Why does a
 #    *relative* step $\varepsilon \cdot |x|$ work better for large $x$?
+
+# %% [markdown]
+# ## Summary
+#
+# - Images are arrays: `uint8` NHWC as stored, floating point NCHW for a model.
+# - One piece of code serves the CPU and a GPU: `xp = get_array_module(x)` picks NumPy
+#   or CuPy, and `to_numpy` brings a result back to the host for printing and plots.
+# - A `Device` names where arrays live (`"cpu"`, `"gpu:0"`, `"auto"`); GPU work is
+#   queued, so a timing must `synchronize()` first.
+# - Every random draw comes from a generator made from a seed; weights are drawn on the
+#   host, so one seed builds the same network on any device.
+# - `float32` for training, `float64` for gradient checks: at the step $10^{-6}$ a
+#   centred difference is good to about $10^{-10}$ in `float64` and only about
+#   $10^{-2}$ in `float32`.
+#
+# ## Questions
+#
+# 1. `time_matmul` calls `dev.synchronize()` before it reads the clock. What would the
+#    GPU timing measure without it?
+# 2. Why does a layer draw its weights with NumPy on the host and then move them,
+#    rather than drawing them with the generator of its own device?
+# 3. In the finite-difference plot, which of the two error terms makes `float32` so
+#    poor at $\varepsilon = 10^{-6}$, and at about which $\varepsilon$ should it do best?
+#    Compare your estimate with the best step the cell printed.

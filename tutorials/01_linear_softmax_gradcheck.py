@@ -52,7 +52,7 @@ from minialexnet import gradcheck
 from minialexnet.backend import Device, gpu_available, to_numpy
 from minialexnet.functional import linear_backward, linear_forward, softmax, softmax_cross_entropy
 from minialexnet.gradcheck import check_function, numerical_gradient
-from minialexnet.tutorial import FAST, check_close, pick
+from minialexnet.tutorial import FAST, check_close, pick, show_source
 
 print("fast mode:", FAST, "| GPU available:", gpu_available())
 
@@ -87,11 +87,37 @@ print("fast mode:", FAST, "| GPU available:", gpu_available())
 #
 # Check the shapes: $dx$ is $(N, M)(M, D) = (N, D)$ like $x$; $dW$ is
 # $(M, N)(N, D) = (M, D)$ like $W$. When in doubt, the shapes alone nearly force the
-# formula. The library's version, `minialexnet/functional/linear.py`:
+# formula. The library's forward, `minialexnet/functional/linear.py`:
 
 # %%
-print(inspect.getsource(linear_forward))
-print(inspect.getsource(linear_backward))
+show_source(linear_forward)
+
+# %% [markdown]
+# ### Your turn: the linear layer's backward
+#
+# Write the backward pass from the three formulas above, in NumPy. In your own copy
+# of the tutorials (chapter 00 says how to get one) the body of the function below
+# is a stub that raises `NotImplementedError("your turn: ...")`: replace that line
+# with your code, run the cell, then run the check after it.
+
+# %%
+def linear_backward_by_hand(g, x, w):
+    """Gradients (dx, dw, db) of out = x @ w.T + b, given g = dL/dout of shape (N, M)."""
+    # Hint: dx = g W, dW = g^T x, db = the sum of g over the batch; each has its input's shape.
+    ### BEGIN SOLUTION
+    dx = g @ w
+    dw = g.T @ x
+    db = g.sum(axis=0)
+    return dx, dw, db
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The check compares your three gradients with the library's `linear_backward` on
+# random numbers. Both do the same two matrix products and one sum, so they should
+# agree to rounding: a relative error of about $10^{-16}$ (the tolerance is
+# $10^{-12}$). A transposed product, or a sum over the wrong axis, fails with an
+# error near 1 or with a shape error.
 
 # %%
 rng = np.random.default_rng(0)
@@ -104,10 +130,18 @@ print("out:", out.shape)
 check_close("linear_forward vs x @ w.T + b", out, x @ w.T + b, 1e-12)
 
 g = rng.standard_normal(out.shape)  # some upstream gradient dL/dout
-dx, dw, db = linear_backward(g, cache)
-check_close("dx = g @ w", dx, g @ w, 1e-12)
-check_close("dw = g.T @ x", dw, g.T @ x, 1e-12)
-check_close("db = sum of g over the batch", db, g.sum(axis=0), 1e-12)
+dx, dw, db = linear_backward_by_hand(g, x, w)
+for name, mine, library in zip(("dx", "dw", "db"), (dx, dw, db), linear_backward(g, cache),
+                               strict=True):
+    assert mine.shape == library.shape, f"{name}: shape {mine.shape}, expected {library.shape}"
+    check_close(f"{name}: yours vs linear_backward", mine, library, 1e-12)
+
+# %% [markdown]
+# The library's version, for comparison (its checks of the arguments aside, the same
+# three lines):
+
+# %%
+show_source(linear_backward)
 
 # %% [markdown]
 # ## Softmax and cross-entropy
@@ -138,24 +172,68 @@ check_close("softmax is shift-invariant", softmax(z), softmax(z - 1000), 1e-12)
 #
 # The gradient is famously simple: the predicted probabilities minus the one-hot
 # truth. (Derivation: $\log p_{n,y} = z_{n,y} - \log\sum_k e^{z_{nk}}$, and the
-# derivative of $\log\sum_k e^{z_k}$ by $z_j$ is $p_j$.) The library returns the loss
-# and this gradient together:
+# derivative of $\log\sum_k e^{z_k}$ by $z_j$ is $p_j$.)
+#
+# ### Your turn: softmax cross-entropy and its gradient
+#
+# Write the loss and its gradient together, as the library does: one function that
+# returns both. Compute $\log p$ from the shifted logits,
+# $\log p_{nj} = (z_{nj} - \max_k z_{nk}) - \log \sum_k e^{z_{nk} - \max_k z_{nk}}$, so
+# that neither the exponential overflows nor the logarithm meets a probability
+# that rounded to 0.
 
 # %%
-print(inspect.getsource(softmax_cross_entropy))
+def softmax_loss(logits, labels):
+    """Mean cross-entropy of softmax(logits) for integer labels, and its gradient.
+
+    logits: (N, C) scores; labels: (N,) class indices. Returns (loss, dlogits), dlogits (N, C).
+    """
+    # Hint: log p = shifted - log(sum(exp(shifted))); loss = mean(-log p[n, y_n]); (p - onehot) / N
+    ### BEGIN SOLUTION
+    n = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -log_p[np.arange(n), labels].mean()
+    dlogits = np.exp(log_p)
+    dlogits[np.arange(n), labels] -= 1.0
+    return loss, dlogits / n
+    ### END SOLUTION
+
 
 # %% [markdown]
-# A first sanity check, used by the training command before it starts: with all
-# logits equal every class gets $1/C$, so the loss is $\ln C$ whatever the labels.
-# An untrained network with small weights starts close to that; $\ln 1000 \approx 6.91$
-# for ImageNet, $\ln 10 \approx 2.30$ for ten classes.
+# Four checks. A first sanity check, used by the training command before it starts:
+# with all logits equal every class gets $1/C$, so the loss is $\ln C$ whatever the
+# labels. (An untrained network with small weights starts close to that;
+# $\ln 1000 \approx 6.91$ for ImageNet, $\ln 10 \approx 2.30$ for ten classes.) Then the
+# loss against $-\log$ of the library's `softmax`, and the same logits shifted by 1000
+# (the loss must not change, nor overflow): both to rounding, about $10^{-16}$. Last,
+# the gradient against `numerical_gradient`, which estimates every entry by finite
+# differences (the next section explains how, and why it is good to about
+# $10^{-10}$ here; the tolerance is $10^{-7}$).
 
 # %%
 labels = np.array([0, 2, 1, 2])
-loss, dlogits = softmax_cross_entropy(np.zeros((4, 3)), labels)
+loss, dlogits = softmax_loss(np.zeros((4, 3)), labels)
 print(f"loss at zero logits: {float(loss):.6f}, ln 3 = {np.log(3):.6f}")
 check_close("loss at zero logits = ln C", float(loss), np.log(3), 1e-12)
 print("dlogits (rows: p - onehot, divided by N = 4):\n", dlogits)
+
+logits = rng.standard_normal((6, 4))
+y = np.array([0, 3, 1, 1, 2, 0])
+loss, dlogits = softmax_loss(logits, y)
+check_close("loss vs -mean(log softmax(logits)[n, y_n])", float(loss),
+            -np.mean(np.log(softmax(logits)[np.arange(6), y])), 1e-12)
+check_close("loss of logits + 1000 (no overflow)", float(softmax_loss(logits + 1000, y)[0]),
+            float(loss), 1e-12)
+num_dlogits = numerical_gradient(lambda z: softmax_loss(z, y)[0], logits.copy(), 1.0)
+check_close("dlogits vs finite differences", dlogits, num_dlogits, 1e-7)
+
+# %% [markdown]
+# The library's version, `softmax_cross_entropy` (it also runs on a GPU, and checks
+# its arguments):
+
+# %%
+show_source(softmax_cross_entropy)
 
 # %% [markdown]
 # ## Gradient checking
@@ -174,7 +252,9 @@ print("dlogits (rows: p - onehot, divided by N = 4):\n", dlogits)
 #
 # whose error is $O(\varepsilon^2)$ (a one-sided difference would be
 # $O(\varepsilon)$), plus rounding of order $u/\varepsilon$. In `float64` with
-# $\varepsilon = 10^{-6}$ both are about $10^{-10}$ (chapter 00 has the picture).
+# $\varepsilon = 10^{-6}$ the truncation is about $10^{-12}$ and the rounding about
+# $10^{-10}$, so the estimate is good to about $10^{-10}$ (chapter 00 has the
+# picture; the cell below prints both).
 # The comparison is the norm-wise relative error
 # $\lVert a - n \rVert / (\lVert a \rVert + \lVert n \rVert)$, so entries near zero
 # cannot blow it up.
@@ -184,6 +264,8 @@ print("dlogits (rows: p - onehot, divided by N = 4):\n", dlogits)
 # %%
 i, j = 1, 2  # the entry x[1, 2]
 eps = 1e-6
+print(f"truncation ~ eps^2 = {eps**2:.0e}, "
+      f"rounding ~ u / eps = {np.finfo(np.float64).eps / eps:.0e}")
 x_plus, x_minus = x.copy(), x.copy()
 x_plus[i, j] += eps
 x_minus[i, j] -= eps
@@ -211,17 +293,13 @@ for name, err in errors.items():
     assert err < 1e-7, name
 
 # %% [markdown]
-# The loss has a scalar output and returns its gradient from the same call, so we
+# Your loss has a scalar output and returns its gradient from the same call, so we
 # wrap it in the forward/backward shape `check_function` expects: the "cache" is
 # `dlogits`, and backward scales it by the (scalar) upstream gradient.
 
 # %%
-logits = rng.standard_normal((6, 4))
-y = np.array([0, 3, 1, 1, 2, 0])
-
-
 def ce_forward(logits):
-    return softmax_cross_entropy(logits, y)  # (loss, dlogits): dlogits is the cache
+    return softmax_loss(logits, y)  # (loss, dlogits): dlogits is the cache
 
 
 def ce_backward(dout, dlogits):
@@ -263,10 +341,10 @@ except TypeError as err:
 # %% [markdown]
 # ## A tiny linear classifier
 #
-# Now train: three clouds of points in the plane, one per class, and a linear layer
-# from 2 features to 3 scores. Each step: forward (linear, then the loss), backward
-# (the loss's `dlogits` into `linear_backward`), and the paper's update rule with
-# momentum 0.9 [5]:
+# Now train, with your two functions: three clouds of points in the plane, one per
+# class, and a linear layer from 2 features to 3 scores. Each step: forward (linear,
+# then your loss), backward (the loss's `dlogits` into your `linear_backward_by_hand`),
+# and the paper's update rule with momentum 0.9 [5]:
 #
 # $$v \leftarrow 0.9\,v - \eta\,\frac{\partial L}{\partial w}, \qquad w \leftarrow w + v$$
 #
@@ -286,10 +364,10 @@ B = np.zeros(3)
 vW, vB = np.zeros_like(W), np.zeros_like(B)
 lr = 0.1
 history = []
-for step in range(steps):
-    scores, cache = linear_forward(X, W, B)
-    loss, dscores = softmax_cross_entropy(scores, Y)
-    _, dW, dB = linear_backward(dscores, cache)
+for _ in range(steps):
+    scores, _ = linear_forward(X, W, B)
+    loss, dscores = softmax_loss(scores, Y)
+    _, dW, dB = linear_backward_by_hand(dscores, X, W)
     vW = 0.9 * vW - lr * dW
     vB = 0.9 * vB - lr * dB
     W += vW
@@ -329,8 +407,9 @@ plt.show()
 #
 # ### On a GPU
 #
-# The same functions take CuPy arrays. The cell below repeats one training step on
-# the GPU and compares it with the CPU.
+# The library's functions take CuPy arrays (yours call `np` directly, so they do not:
+# chapter 00's `xp` would fix that). The cell below repeats one training step on the
+# GPU with the library's functions and compares it with the CPU.
 
 # %%
 if gpu_available():
@@ -363,3 +442,25 @@ else:
 #    radius 1, class 1: radius 3, plus noise). How accurate can the linear classifier
 #    get? Add the feature $x_1^2 + x_2^2$ as a third input and train again: why does
 #    this work, and what is a convolutional layer doing that resembles it?
+
+# %% [markdown]
+# ## Summary
+#
+# - A linear layer is $\text{out} = x W^\top + b$; its backward is two matrix products
+#   and a sum, $dx = gW$, $dW = g^\top x$, $db = \sum_n g_n$, and the shapes alone
+#   nearly force them.
+# - Softmax cross-entropy is computed from shifted logits (subtract the row's maximum),
+#   and its gradient is $(p - \text{onehot}(y))/N$. At equal logits the loss is
+#   $\ln C$: the first number to look at when training starts.
+# - Every backward pass is checked in `float64` against centred finite differences
+#   with the norm-wise relative error: about $10^{-10}$ for a correct smooth op, above
+#   $10^{-4}$ for a bug.
+#
+# ## Questions
+#
+# 1. A freshly initialised 1000-class network prints a first loss of 20. What loss did
+#    you expect, and what does 20 tell you about the logits?
+# 2. Each row of `dlogits` sums to zero. Show why from the formula, and connect it to
+#    the fact that adding the same constant to every logit of a row changes nothing.
+# 3. Why does `check_close` use $\lVert a - b \rVert / (\lVert a \rVert + \lVert b \rVert)$
+#    rather than the largest entrywise ratio $\max_i |a_i - b_i| / |b_i|$?

@@ -43,18 +43,18 @@ except ImportError as exc:
         '`%pip install "minialexnet[gpu] @ git+<URL of this repository>"`, then restart.'
     ) from exc
 
-import inspect
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from minialexnet.backend import Device, gpu_available, to_numpy
+from minialexnet.data import load_dataset
 from minialexnet.functional import conv2d_backward, conv2d_forward
 from minialexnet.functional.conv import im2col, space_to_depth
 from minialexnet.functional.reference import conv2d_backward_loops, conv2d_loops
 from minialexnet.gradcheck import check_function
-from minialexnet.tutorial import FAST, check_close, pick
+from minialexnet.tutorial import FAST, check_close, pick, show_source
 
 print("fast mode:", FAST, "| GPU available:", gpu_available())
 
@@ -117,8 +117,7 @@ assert out.shape == (1, 96, 55, 55)
 # reading:
 
 # %%
-src = inspect.getsource(conv2d_loops)
-print(src[src.index("    x = to_numpy(x)"):])
+show_source(conv2d_loops, start="    x = to_numpy(x)")
 
 # %% [markdown]
 # ## 2. im2col: a convolution is a matrix product
@@ -134,19 +133,68 @@ print(src[src.index("    x = to_numpy(x)"):])
 #   \qquad \text{col}[(c, u, v), (n, i, j)] = x_\text{pad}[n, c, s i + u, s j + v].$$
 #
 # Matrix products are what BLAS libraries (and GPUs) do fastest, so this trades
-# memory (each input pixel is copied up to $K_H K_W$ times) for speed. To see the
-# columns, take one channel of $5 \times 5$ pixels numbered 0 to 24 and a
-# $3 \times 3$ kernel: each of the $3 \times 3 = 9$ output pixels gets one column
-# holding the 9 pixel numbers of its window.
+# memory (each input pixel is copied up to $K_H K_W$ times) for speed.
+#
+# ### Your turn: im2col
+#
+# Build the column matrix. Loop over the kernel offsets $(u, v)$, not over the
+# output pixels: for one offset, the entries $x_\text{pad}[n, c, s i + u, s j + v]$ of
+# all $n, c, i, j$ at once are one strided slice of the padded batch,
+# `x_pad[:, :, u : u + s*(OH-1) + 1 : s, v : v + s*(OW-1) + 1 : s]`, of shape
+# $(N, C, H_\text{out}, W_\text{out})$. Put it in the rows $(c, u, v)$ of every channel
+# $c$; the columns are ordered $(n, i, j)$.
+
+# %%
+def im2col_by_hand(x, kh, kw, stride=1, pad=0):
+    """The (C*KH*KW, N*OH*OW) column matrix of x (N, C, H, W): rows (c, u, v), columns (n, i, j)."""
+    n, c, h, w = x.shape
+    oh, ow = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
+    # Hint: np.pad the two spatial axes; fill col (C, KH, KW, N, OH, OW) slice by slice, reshape.
+    ### BEGIN SOLUTION
+    x_pad = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)])
+    col = np.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            window = x_pad[:, :, u : u + stride * (oh - 1) + 1 : stride,
+                           v : v + stride * (ow - 1) + 1 : stride]  # (N, C, OH, OW)
+            col[:, u, v] = window.transpose(1, 0, 2, 3)
+    return col.reshape(c * kh * kw, n * oh * ow)
+    ### END SOLUTION
+
+
+# %% [markdown]
+# Two checks. First the columns themselves: take one channel of $5 \times 5$ pixels
+# numbered 0 to 24 and a $3 \times 3$ kernel. Each of the $3 \times 3 = 9$ output
+# pixels gets one column holding the 9 pixel numbers of its window; output pixel
+# $(0, 1)$ (column 1) sees rows 0-2 and columns 1-3, the pixels 1, 2, 3, 6, 7, 8, 11,
+# 12, 13. Then a real batch (several channels, stride 2, padding 1): the one matrix
+# product with your columns against the loops. Both sum the same products in another
+# order, so they agree to rounding, about $10^{-16}$ (tolerance $10^{-12}$).
 
 # %%
 x_small = np.arange(25, dtype=np.float64).reshape(1, 1, 5, 5)
-xs = space_to_depth(x_small, pad=(0, 0), stride=(1, 1))  # the library's padded layout
-col6 = im2col(xs, kernel=(3, 3), out_hw=(3, 3))  # (C, KH, KW, N, OH, OW)
-col = col6.reshape(1 * 3 * 3, 1 * 3 * 3)  # (C*KH*KW, N*OH*OW)
-print("col6:", col6.shape, "-> column matrix", col.shape)
+col = im2col_by_hand(x_small, 3, 3)
+print("column matrix", col.shape, "(C*KH*KW, N*OH*OW):")
 print(col.astype(int))
+assert col.shape == (9, 9), f"expected a (9, 9) matrix, got {col.shape}"
+check_close("column of output pixel (0, 1) = its window", col[:, 1],
+            np.array([1, 2, 3, 6, 7, 8, 11, 12, 13]), 1e-15)
 
+rng = np.random.default_rng(0)
+N, C, H, W, C_out, K, S, P = 2, 3, 9, 9, 4, 3, 2, 1
+x = rng.standard_normal((N, C, H, W))
+w = rng.standard_normal((C_out, C, K, K))
+b = rng.standard_normal(C_out)
+OH = OW = out_size(H, K, S, P)
+col_batch = im2col_by_hand(x, K, K, stride=S, pad=P)
+print(f"column matrix: C*KH*KW = {C * K * K} rows, N*OH*OW = {N * OH * OW} columns -> "
+      f"{col_batch.shape}")
+out_mat = w.reshape(C_out, -1) @ col_batch  # (C_out, N*OH*OW): the whole convolution
+out_im2col = out_mat.reshape(C_out, N, OH, OW).transpose(1, 0, 2, 3) + b.reshape(1, -1, 1, 1)
+out_loops = conv2d_loops(x, w, b, stride=S, pad=P)
+check_close("one product with your columns vs the loops", out_im2col, out_loops, 1e-12)
+
+# %%
 fig, (ax_x, ax_col) = plt.subplots(1, 2, figsize=(9, 4), gridspec_kw={"width_ratios": [1, 1.4]})
 ax_x.imshow(x_small[0, 0], cmap="viridis")
 for (r, c), v in np.ndenumerate(x_small[0, 0]):
@@ -159,33 +207,21 @@ for (r, c), v in np.ndenumerate(col):
 ax_col.add_patch(plt.Rectangle((0.5, -0.5), 1, 9, fill=False, ec="red", lw=2))
 ax_col.set_xlabel("column = output pixel (n, i, j)")
 ax_col.set_ylabel("row = kernel offset (c, u, v)")
-ax_col.set_title("im2col: one column per output pixel")
+ax_col.set_title("your im2col: one column per output pixel")
 plt.show()
 
 # %% [markdown]
-# Pixel 12, the centre, appears in all 9 columns: that is the memory cost. Now a
-# real batch: several channels, a stride and padding. The library's `im2col` reads
-# from `space_to_depth(x, pad, stride)`, a padded copy of $x$ rearranged so that
-# each kernel offset reads a contiguous block even with a stride (details in
-# `docs/architecture.md`). We build the column matrix, do the one product, and
-# compare with the loops and with `conv2d_forward`:
+# Pixel 12, the centre, appears in all 9 columns: that is the memory cost. The
+# library's `im2col` builds the same matrix, laid out as $(C, K_H, K_W, N, H_\text{out},
+# W_\text{out})$, from `space_to_depth(x, pad, stride)`: a padded copy of $x$
+# rearranged so that each kernel offset reads a contiguous block even with a stride
+# (details in `docs/architecture.md`). `conv2d_forward` does the one product per
+# group. Both against yours and the loops:
 
 # %%
-rng = np.random.default_rng(0)
-N, C, H, W, C_out, K, S, P = 2, 3, 9, 9, 4, 3, 2, 1
-x = rng.standard_normal((N, C, H, W))
-w = rng.standard_normal((C_out, C, K, K))
-b = rng.standard_normal(C_out)
-OH = OW = out_size(H, K, S, P)
-
-col = im2col(space_to_depth(x, (P, P), (S, S)), (K, K), (OH, OW)).reshape(C * K * K, N * OH * OW)
-print(f"column matrix: C*KH*KW = {C * K * K} rows, N*OH*OW = {N * OH * OW} columns -> {col.shape}")
-out_mat = w.reshape(C_out, -1) @ col  # (C_out, N*OH*OW): the whole convolution
-out_im2col = out_mat.reshape(C_out, N, OH, OW).transpose(1, 0, 2, 3) + b.reshape(1, -1, 1, 1)
-
-out_loops = conv2d_loops(x, w, b, stride=S, pad=P)
+col_lib = im2col(space_to_depth(x, (P, P), (S, S)), (K, K), (OH, OW)).reshape(C * K * K, -1)
+check_close("the library's im2col vs yours", col_lib, col_batch, 1e-15)
 out_lib, _ = conv2d_forward(x, w, b, stride=S, pad=P)
-check_close("im2col by hand vs loops", out_im2col, out_loops, 1e-12)
 check_close("conv2d_forward vs loops", out_lib, out_loops, 1e-12)
 
 # %% [markdown]
@@ -198,6 +234,75 @@ check_close("conv2d_forward vs loops", out_lib, out_loops, 1e-12)
 print(f"conv1 columns at batch 128: {363 * 128 * 55 * 55 * 4 / 1e9:.2f} GB")
 small_chunks, _ = conv2d_forward(x, w, b, stride=S, pad=P, col_bytes=1)  # one image per chunk
 check_close("conv2d_forward in chunks of one image", small_chunks, out_lib, 1e-15)
+
+# %% [markdown]
+# ### What a convolution computes on an image
+#
+# Each output map is one kernel slid over the image: large where the patch under it
+# looks like the kernel, negative where it looks like the kernel's negative. Learned
+# kernels are chapter 11's subject; here, six made by hand on an image of the built-in
+# shapes dataset (64x64, raw 0-255 pixels minus their mean), with your `im2col` and
+# one matrix product. Each kernel spans the three colour channels: the edge and
+# blob detectors look at the brightness (the same weights on R, G and B), the colour
+# kernel at red minus green.
+
+# %%
+shapes = load_dataset("shapes", "train", size=40, image_size=64, seed=0)
+image = shapes.images[np.flatnonzero(shapes.labels == shapes.classes.index("star"))[0]]
+x_img = image.astype(np.float64).transpose(2, 0, 1)[None]  # (1, 3, 64, 64)
+x_img -= x_img.mean()
+
+sobel = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+grey_kernels = {  # 3x3 kernels applied to the brightness (R + G + B) / 3
+    "vertical edges (Sobel x)": sobel,
+    "horizontal edges (Sobel y)": sobel.T,
+    "diagonal edges": np.array([[0.0, 1.0, 2.0], [-1.0, 0.0, 1.0], [-2.0, -1.0, 0.0]]),
+    "blur (mean of 3x3)": np.full((3, 3), 1 / 9),
+    "spot (centre minus surround)": np.array([[-1.0, -1.0, -1.0], [-1.0, 8.0, -1.0],
+                                              [-1.0, -1.0, -1.0]]) / 8,
+}
+bank = np.stack([np.stack([k / 3] * 3) for k in grey_kernels.values()]
+                + [np.stack([np.pad([[1.0]], 1), -np.pad([[1.0]], 1), np.zeros((3, 3))])])
+names = [*grey_kernels, "red minus green"]
+print("kernel bank:", bank.shape, "(C_out, C, KH, KW)")
+
+maps = (bank.reshape(len(bank), -1) @ im2col_by_hand(x_img, 3, 3, pad=1)).reshape(-1, 64, 64)
+check_close("the maps vs the loops", maps, conv2d_loops(x_img, bank, None, pad=1)[0], 1e-12)
+
+fig, axes = plt.subplots(2, 4, figsize=(13, 6.6))
+axes[0, 0].imshow(image)
+axes[0, 0].set_title("the image (star)")
+for ax, m, name in zip(axes.ravel()[1:], maps, names, strict=False):
+    lim = np.abs(m).max()
+    ax.imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_title(name, fontsize=9)
+kernel_show = [k.sum(axis=0) / np.abs(k.sum(axis=0)).max() for k in bank[:5]]  # over R, G, B
+axes[1, 3].imshow(np.concatenate([np.pad(k, 1, constant_values=np.nan) for k in kernel_show],
+                                 axis=1), cmap="RdBu_r", vmin=-1, vmax=1)
+axes[1, 3].set_title("the five brightness kernels, in order\n(red +, blue -)", fontsize=9)
+for ax in axes.ravel():
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle("Six kernels, one convolution: every map is one kernel slid over the image "
+             "(red: positive, blue: negative)")
+fig.tight_layout()
+plt.show()
+
+centre = np.unravel_index(np.argmax(np.abs(maps[3])), maps[3].shape)  # the blur map's extreme
+print(f"red minus green: {maps[5, 2, 2]:.0f} in the corner (background), "
+      f"{maps[5][centre]:.0f} at {tuple(int(i) for i in centre)} (inside the star)")
+
+# %% [markdown]
+# Read the maps against the image. The edge kernels respond along the star's outline
+# and nowhere else, with opposite signs on opposite sides of the star (brighter on the
+# right of an edge, or on its left), each most strongly where the outline runs along
+# its own direction: the vertical strokes for Sobel x, the horizontal ones for Sobel y,
+# the slanted ones for the diagonal kernel. The blur map is a smoothed copy of the
+# brightness. The centre-minus-surround kernel answers mostly to the fine noise
+# texture of the image. The colour kernel sees what the brightness kernels cannot:
+# the regions' colours (the printed values: a red-minus-green far from 0 in the
+# background, near 0 inside the star). AlexNet's first layer learns kernels of these
+# kinds by itself, oriented edges and colour blobs (chapter 11).
 
 # %% [markdown]
 # ## 3. Groups: the two towers in one layer
@@ -270,7 +375,8 @@ times = {
     "forward, loops": best_time(lambda: conv2d_loops(x, w, b, pad=2), 1),
     "forward, im2col": best_time(lambda: conv2d_forward(x, w, b, pad=2), 5),
     "backward, loops": best_time(lambda: conv2d_backward_loops(dout, x, w, pad=2), 1),
-    "backward, im2col": best_time(lambda: conv2d_backward(dout, conv2d_forward(x, w, b, pad=2)[1]), 5),
+    "backward, im2col": best_time(
+        lambda: conv2d_backward(dout, conv2d_forward(x, w, b, pad=2)[1]), 5),
 }
 for name, t in times.items():
     print(f"{name:17s}: {1e3 * t:9.2f} ms")
@@ -359,11 +465,12 @@ else:
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Your own im2col.** For stride 1 and no padding, write `my_im2col(x, kh, kw)`
-#    returning the $(C K_H K_W, N H_\text{out} W_\text{out})$ matrix with one loop over
-#    the kernel offsets $(u, v)$ (each step copies `x[:, :, u:u+OH, v:v+OW]` for the
-#    whole batch). Check it against the library's `im2col` reshaped as above. Why is
-#    a loop over $(u, v)$ fast while a loop over output pixels is slow?
+# 1. **Your own col2im.** Write `col2im_by_hand(col, x_shape, kh, kw, stride, pad)`,
+#    the adjoint of your `im2col_by_hand`: the same loop over $(u, v)$, now *adding*
+#    each block of rows back onto its strided slice of a zero padded array (windows
+#    overlap, so `+=`), then cutting the padding off. Check it with the dot-product
+#    test $\langle \text{im2col}(x), c \rangle = \langle x, \text{col2im}(c) \rangle$ for
+#    random $x$ and $c$, and against `conv2d_backward`'s `dx`.
 # 2. **What AlexNet's convolutions cost.** A convolution does
 #    $C_\text{out} \cdot (C/\text{groups}) K_H K_W \cdot H_\text{out} W_\text{out}$
 #    multiply-adds per image. Compute it for conv1-conv5 (sizes above; conv2, conv4
@@ -374,3 +481,27 @@ else:
 #    with the kernel flipped in both spatial axes and its two channel axes swapped
 #    (`w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)`). This "transposed convolution" is
 #    how many libraries compute it.
+
+# %% [markdown]
+# ## Summary
+#
+# - Each output pixel of a convolution is the dot product of a kernel with the window
+#   of input it sees; a window $K$ moved by $s$ over $H + 2p$ pixels fits
+#   $\lfloor (H + 2p - K)/s \rfloor + 1$ times (227 gives conv1's 55, 224 does not).
+# - im2col gathers every window as a column, so the whole convolution is one matrix
+#   product: fast, at the price of copying each pixel into up to $K_H K_W$ columns.
+# - `groups=2` is the paper's two towers in one layer: conv2, conv4 and conv5 see only
+#   their own tower's maps, and have half the parameters of an ungrouped layer.
+# - Backward: $dW$ and $db$ from the columns, $dx$ by col2im, which adds every column
+#   entry back onto the pixel it came from.
+#
+# ## Questions
+#
+# 1. For AlexNet's conv1 at batch 128, about how many times more numbers does the
+#    column matrix hold than the input batch? Estimate it from $K$ and the stride
+#    before you compute it.
+# 2. Your `im2col_by_hand` loops over the kernel offsets, not over the output pixels.
+#    For conv1 at batch 128, how many Python-level steps does each choice take, and
+#    why is the first one fast?
+# 3. conv3 is the one convolution that sees both towers. What would change in its
+#    weights' shape and parameter count if it were grouped like conv4?

@@ -43,7 +43,7 @@ except ImportError as exc:
         '`%pip install "minialexnet[gpu] @ git+<URL of this repository>"`, then restart.'
     ) from exc
 
-import inspect
+import itertools
 import time
 
 import matplotlib.pyplot as plt
@@ -60,7 +60,7 @@ from minialexnet.functional import (
 )
 from minialexnet.functional.reference import maxpool2d_backward_loops, maxpool2d_loops
 from minialexnet.gradcheck import check_function
-from minialexnet.tutorial import FAST, check_close, pick
+from minialexnet.tutorial import FAST, check_close, pick, show_source
 
 print("fast mode:", FAST, "| GPU available:", gpu_available())
 
@@ -142,8 +142,8 @@ def pooled(h, z, s):
     return (h - z) // s + 1
 
 
-for where, h in [("pool1 (after conv1)", 55), ("pool2 (after conv2)", 27), ("pool5 (after conv5)", 13),
-                 ("alexnet-cifar pool1", 32)]:
+for where, h in [("pool1 (after conv1)", 55), ("pool2 (after conv2)", 27),
+                 ("pool5 (after conv5)", 13), ("alexnet-cifar pool1", 32)]:
     got = maxpool2d_forward(np.zeros((1, 1, h, h)), 3, 2)[0].shape[2]
     print(f"{where:20s}: {h:2d} -> z=3,s=2: {pooled(h, 3, 2):2d} (library: {got:2d}) | "
           f"z=2,s=2: {pooled(h, 2, 2):2d}")
@@ -197,8 +197,67 @@ plt.show()
 #   \qquad (u^*, v^*) = \arg\max_{u, v}\, x[n, c, s\,i + u, s\,j + v].$$
 #
 # With overlapping windows one pixel can be the maximum of several windows and then
-# receives the **sum** of their gradients. With `dout` all ones, `dx` counts how many
-# windows chose each pixel:
+# receives the **sum** of their gradients. When several entries of a window tie for
+# the maximum, the library (like PyTorch) sends the gradient to the **first** of them
+# in row-major order: top row first, left to right (more on ties below).
+#
+# ### Your turn: max pooling backward
+#
+# Write it with a loop over the output positions $(i, j)$, each step handling the
+# whole batch and all channels at once.
+
+# %%
+def maxpool_backward_by_hand(dout, x, z=3, s=2):
+    """dL/dx of max pooling (window z, stride s): each window's gradient goes to its first max."""
+    n, c, h, w = x.shape
+    oh, ow = (h - z) // s + 1, (w - z) // s + 1
+    # Hint: argmax of a window reshaped to (n, c, z*z) is its first max; divmod(k, z) = (u, v).
+    ### BEGIN SOLUTION
+    dx = np.zeros_like(x)
+    nn, cc = np.meshgrid(np.arange(n), np.arange(c), indexing="ij")
+    for i in range(oh):
+        for j in range(ow):
+            window = x[:, :, s * i : s * i + z, s * j : s * j + z].reshape(n, c, z * z)
+            u, v = np.divmod(window.argmax(axis=2), z)  # (n, c) each
+            dx[nn, cc, s * i + u, s * j + v] += dout[:, :, i, j]
+    return dx
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The check: your gradient against the loop reference `maxpool2d_backward_loops` on
+# distinct values, on a constant input (every window one big tie), and on ReLU
+# outputs (ties between zeros), for both $z = 3, s = 2$ and $z = s = 2$. They add the
+# same numbers, so they should agree exactly, a relative error of 0 (tolerance
+# $10^{-12}$). Then against finite differences of the forward, on well separated
+# values (no ties; see the gradient check below). These values reach about 50, and
+# the rounding error of a difference quotient grows with the numbers it subtracts,
+# $u\,|x| / \varepsilon \approx 2 \cdot 10^{-16} \cdot 50 / 10^{-6} \approx 10^{-8}$: expect
+# about that (tolerance $10^{-7}$).
+
+# %%
+cases = {
+    "distinct values": rng.permutation(2 * 3 * 9 * 9).reshape(2, 3, 9, 9) * 0.1,
+    "constant (ties)": np.ones((2, 3, 9, 9)),
+    "after a ReLU (tied zeros)": np.maximum(rng.standard_normal((2, 3, 9, 9)) - 1.0, 0.0),
+}
+for (name, x_case), (z_, s_) in itertools.product(cases.items(), [(3, 2), (2, 2)]):
+    out_case = maxpool2d_loops(x_case, z_, s_)
+    dout_case = rng.standard_normal(out_case.shape)
+    check_close(f"{name}, z={z_}, s={s_}: yours vs the loops",
+                maxpool_backward_by_hand(dout_case, x_case, z_, s_),
+                maxpool2d_backward_loops(dout_case, x_case, z_, s_), 1e-12)
+errors = check_function(lambda x: (maxpool2d_loops(x, 3, 2), x),
+                        lambda dout, x: maxpool_backward_by_hand(dout, x, 3, 2),
+                        {"x": cases["distinct values"]})
+rounding = np.finfo(np.float64).eps * np.abs(cases["distinct values"]).max() / 1e-6
+print(f"yours vs finite differences: relative error {errors['x']:.1e} (rounding estimate "
+      f"{rounding:.0e}, tolerance 1e-07)")
+assert errors["x"] < 1e-7
+
+# %% [markdown]
+# With `dout` all ones, `dx` counts how many windows chose each pixel. The library's
+# `maxpool2d_backward`:
 
 # %%
 x = rng.standard_normal((1, 1, 9, 9))
@@ -207,7 +266,8 @@ out, cache = maxpool2d_forward(x, 3, 2)
 dx = maxpool2d_backward(np.ones_like(out), cache)
 print("windows:", out.shape[2:], "| gradient at the large value (4, 4):", dx[0, 0, 4, 4])
 print(dx[0, 0].astype(int))
-check_close("backward vs the loops", dx, maxpool2d_backward_loops(np.ones_like(out), x, 3, 2), 1e-15)
+check_close("backward vs the loops", dx, maxpool2d_backward_loops(np.ones_like(out), x, 3, 2),
+            1e-15)
 assert dx.sum() == out.size  # each window passes on exactly its own gradient
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
@@ -233,8 +293,7 @@ plt.show()
 # reference shows it with a strict `>`:
 
 # %%
-src = inspect.getsource(maxpool2d_backward_loops)
-print(src[src.index("    dx = np.zeros"):])
+show_source(maxpool2d_backward_loops, start="    dx = np.zeros")
 
 # %%
 flat = np.ones((1, 1, 5, 5))  # every window is one big tie
@@ -328,3 +387,25 @@ else:
 #    weights `0.01 * standard_normal((96, 3, 11, 11))`, inputs as raw 0-255 pixels
 #    minus their mean) and count the windows whose maximum is a tie. Change the
 #    conv1 bias to +1 or -1: how does the count change, and why?
+
+# %% [markdown]
+# ## Summary
+#
+# - Max pooling keeps the largest value of each $z \times z$ window, windows $s$ apart.
+#   AlexNet's windows overlap ($z = 3$, $s = 2$) and give the same sizes as $z = s = 2$
+#   on its maps: $55 \to 27 \to 13 \to 6$.
+# - Backward, each window's gradient goes whole to the position of its maximum; a
+#   pixel that wins several overlapping windows receives the sum of their gradients.
+# - At a tie the gradient goes to the first maximum in row-major order (PyTorch's
+#   rule). Ties are common after a ReLU and harmless there; finite differences are
+#   meaningless at a tie, so gradient checks use distinct, well separated values.
+#
+# ## Questions
+#
+# 1. With $z = 3$, $s = 2$, how many windows can a single pixel be the maximum of, at
+#    most? Where must it sit?
+# 2. With $z = s = 2$ on conv1's $55 \times 55$ maps, what share of the map never
+#    receives any gradient, whatever the data? And with $z = 3$, $s = 2$?
+# 3. A gradient check on a constant input reports a large error although the backward
+#    is right. Explain what the two evaluations $f(x \pm \varepsilon e_i)$ see there.
+

@@ -45,8 +45,6 @@ except ImportError as exc:
         "checkout (or `make tutorials` in the repository), then restart the kernel"
     ) from exc
 
-import inspect
-
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -56,7 +54,7 @@ from minialexnet.functional import conv2d_forward, lrn_backward, lrn_forward, re
 from minialexnet.functional.reference import lrn_backward_loops, lrn_loops
 from minialexnet.gradcheck import check_function
 from minialexnet.layers import LRN
-from minialexnet.tutorial import FAST, check_close, pick
+from minialexnet.tutorial import FAST, check_close, pick, show_source
 
 print("minialexnet", minialexnet.__version__ if hasattr(minialexnet, "__version__") else "")
 print("fast mode" if FAST else "full mode")
@@ -106,29 +104,17 @@ for s in [0.0, 1.0, 1e2, 1e4, 2e4, 1e5, 1e6]:
     print(f"sum of squares S = {s:>9.0f}:  D = {d:8.3f},  factor D^-beta = {d**-beta:.3f}")
 
 # %% [markdown]
-# ## The library's code
+# ## Your turn: the forward, from the formula
 #
-# `minialexnet/functional/lrn.py` holds `lrn_forward` and `lrn_backward`. The window sum
-# is computed without a loop over channels: the squares are written into a zero-padded
-# array and $n$ shifted slices of it are added up. Read the forward:
+# Write the paper's formula as it reads: a loop over the channels $i$, each summing the
+# squares of the channels $\max(0, i - n/2)$ to $\min(N - 1, i + n/2)$ (with $n/2$
+# rounded down) at every pixel of every image at once. Arrays are $(N, C, H, W)$, so the
+# channels are axis 1.
 
 # %%
-print(inspect.getsource(lrn_forward))
-
-# %% [markdown]
-# Check it against two independent versions: a loop over channels written from the
-# paper's formula right here, and the library's slow reference `lrn_loops`
-# (`minialexnet/functional/reference.py`). The input has the paper's scale: ReLU
-# outputs of order 100.
-
-# %%
-rng = np.random.default_rng(0)
-N, C, H, W = pick((2, 12, 4, 4), (8, 48, 13, 13))
-a = np.maximum(rng.normal(0.0, 80.0, size=(N, C, H, W)), 0.0)  # float64, post-ReLU
-
-
 def lrn_by_the_formula(a, n=5, k=2.0, alpha=1e-4, beta=0.75):
     """The paper's formula, one channel at a time (a teaching version)."""
+    # Hint: b[:, i] = a[:, i] / (k + alpha * (a[:, lo:hi + 1] ** 2).sum(axis=1)) ** beta.
     ### BEGIN SOLUTION
     b = np.empty_like(a)
     channels = a.shape[1]
@@ -140,9 +126,33 @@ def lrn_by_the_formula(a, n=5, k=2.0, alpha=1e-4, beta=0.75):
     ### END SOLUTION
 
 
+# %% [markdown]
+# The check compares yours with the library's slow reference `lrn_loops`
+# (`minialexnet/functional/reference.py`), a loop over every pixel and channel, on an
+# input of the paper's scale (ReLU outputs of order 100). The same sums in the same
+# order: a relative error of 0, or about $10^{-16}$ (tolerance $10^{-12}$).
+
+# %%
+rng = np.random.default_rng(0)
+N, C, H, W = pick((2, 12, 4, 4), (8, 48, 13, 13))
+a = np.maximum(rng.normal(0.0, 80.0, size=(N, C, H, W)), 0.0)  # float64, post-ReLU
+
+check_close("yours vs reference.lrn_loops", lrn_by_the_formula(a), lrn_loops(a), 1e-12)
+
+# %% [markdown]
+# ## The library's code
+#
+# `minialexnet/functional/lrn.py` holds `lrn_forward` and `lrn_backward`. The window sum
+# is computed without a loop over channels: the squares are written into a zero-padded
+# array and $n$ shifted slices of it are added up. Read the forward, then check it
+# against yours:
+
+# %%
+show_source(lrn_forward)
+
+# %%
 b, cache = lrn_forward(a, n=5, k=2.0, alpha=1e-4, beta=0.75)
-check_close("lrn_forward vs the formula", b, lrn_by_the_formula(a), 1e-12)
-check_close("lrn_forward vs reference.lrn_loops", b, lrn_loops(a), 1e-12)
+check_close("lrn_forward vs yours", b, lrn_by_the_formula(a), 1e-12)
 check_close("layers.LRN() (the paper's defaults)", LRN().forward(a), b, 1e-12)
 ratio = b[a > 0] / a[a > 0]
 print(f"factor b/a over this input: from {ratio.min():.3f} to {ratio.max():.3f}")
@@ -186,14 +196,12 @@ print(f"factor b/a over this input: from {ratio.min():.3f} to {ratio.max():.3f}"
 #
 # The sum runs over the outputs whose window contains $j$. For odd $n$ that set is
 # $W(j)$ itself, so the same shifted-slice trick as in the forward computes it; for
-# even $n$ it is the mirrored window (see the exercises). This is `lrn_backward`:
-
-# %%
-print(inspect.getsource(lrn_backward))
+# even $n$ it is the mirrored window (see the exercises).
 
 # %% [markdown]
 # First, the Jacobian at a single pixel from the formula of step 3, against a
-# Jacobian by finite differences: column $j$ is $(b(a + \epsilon e_j) - b(a - \epsilon e_j)) / 2\epsilon$.
+# Jacobian by finite differences: column $j$ is
+# $(b(a + \epsilon e_j) - b(a - \epsilon e_j)) / 2\epsilon$.
 
 # %%
 C_small = 10
@@ -231,17 +239,17 @@ print("cross terms are all <= 0:", bool((jacobian[~np.eye(C_small, dtype=bool)] 
 # Red diagonal, blue band of width two on each side: each channel's output grows with
 # its own input and shrinks as its four nearest channels grow.
 #
-# Now the whole backward. Three checks: the boxed formula written out with loops here,
-# the library's `lrn_backward` against it and against the reference
-# `lrn_backward_loops`, and `gradcheck.check_function` against centred finite
-# differences of the forward (in float64).
+# ## Your turn: the backward, from the boxed formula
+#
+# Write the boxed formula with loops, for odd $n$: first $D_i$ for every channel (as in
+# your forward), then the self term $g_j D_j^{-\beta}$, then for each $j$ the sum over
+# the outputs $i$ whose window holds it, $i = j - n/2, \dots, j + n/2$ within
+# $0 \dots N - 1$.
 
 # %%
-g = rng.standard_normal(a.shape)
-
-
 def lrn_backward_by_the_formula(g, a, n=5, k=2.0, alpha=1e-4, beta=0.75):
     """dL/da_j = g_j D_j^-beta - 2 alpha beta a_j sum_{i: j in W(i)} g_i b_i / D_i (odd n)."""
+    # Hint: D[:, i] = k + alpha * (sum of squares over W(i)); b = a * D**-beta; two loops.
     ### BEGIN SOLUTION
     channels = a.shape[1]
     D = np.empty_like(a)
@@ -257,8 +265,35 @@ def lrn_backward_by_the_formula(g, a, n=5, k=2.0, alpha=1e-4, beta=0.75):
     ### END SOLUTION
 
 
+# %% [markdown]
+# The check: yours against the reference `lrn_backward_loops` (the same sums in
+# another order: about $10^{-16}$, tolerance $10^{-12}$), and against centred finite
+# differences of your forward, in float64, on a small piece of the input (two
+# forwards per entry). With activations of order 100 the rounding of a difference
+# quotient is about $u \cdot 100 / \varepsilon \approx 2 \cdot 10^{-8}$ (chapter 04), so
+# expect about $10^{-8}$ (tolerance $10^{-7}$).
+
+# %%
+g = rng.standard_normal(a.shape)
+check_close("yours vs reference.lrn_backward_loops", lrn_backward_by_the_formula(g, a),
+            lrn_backward_loops(g, a), 1e-12)
+a_small = a[:1, : pick(8, 16), :3, :3].copy()
+errors = check_function(lambda x: (lrn_by_the_formula(x), x),
+                        lambda dout, x: lrn_backward_by_the_formula(dout, x), {"x": a_small})
+print(f"yours vs finite differences: relative error {errors['x']:.1e} (tolerance 1e-07)")
+assert errors["x"] < 1e-7
+
+# %% [markdown]
+# The library's `lrn_backward` computes the same sum with the shifted-slice trick of the
+# forward, from the forward's cache. Read it, then the checks: against yours, and
+# `gradcheck.check_function` against centred finite differences of `lrn_forward`.
+
+# %%
+show_source(lrn_backward)
+
+# %%
 da = lrn_backward(g, cache)
-check_close("lrn_backward vs the boxed formula", da, lrn_backward_by_the_formula(g, a), 1e-12)
+check_close("lrn_backward vs yours", da, lrn_backward_by_the_formula(g, a), 1e-12)
 check_close("lrn_backward vs reference.lrn_backward_loops", da, lrn_backward_loops(g, a), 1e-12)
 
 a_check = a[:1, : pick(8, 16), :3, :3].copy()  # finite differences cost two forwards per entry
@@ -370,26 +405,36 @@ print(f"edge responses up to {maps.max():.0f}; factor {factor.min():.2f} to {fac
 
 # %%
 which = 0
-fig, axes = plt.subplots(3, 8, figsize=(15, 6))
+top = maps[which].max()  # one grey scale for a and b: black 0, white the largest a
+fig, axes = plt.subplots(3, 8, figsize=(15, 6.2))
 for c in range(8):
-    axes[0, c].imshow(maps[which, c], cmap="gray", vmin=0, vmax=maps[which].max())
+    axes[0, c].imshow(maps[which, c], cmap="gray", vmin=0, vmax=top)
     axes[0, c].set_title(f"{c * 22.5:.1f} deg")
-    axes[1, c].imshow(normed[which, c], cmap="gray", vmin=0, vmax=normed[which].max())
-    axes[2, c].imshow(factor[which, c], cmap="magma", vmin=0, vmax=2**-0.75)
-for row, label in enumerate(["a (after ReLU)", "b = LRN(a)", "factor D^-beta"]):
+    axes[1, c].imshow(normed[which, c], cmap="gray", vmin=0, vmax=top)
+    shown = axes[2, c].imshow(factor[which, c], cmap="magma", vmin=0, vmax=2**-0.75)
+for row, label in enumerate(["a (after ReLU)", "b = LRN(a), same scale", "factor D^-beta"]):
     axes[row, 0].set_ylabel(label)
 for ax in axes.ravel():
     ax.set_xticks([])
     ax.set_yticks([])
+fig.colorbar(shown, ax=axes[2].tolist(), fraction=0.02, pad=0.01)
 label = images.classes[images.labels[which]]
-fig.suptitle(f"LRN across 8 orientation channels of a '{label}' image "
-             "(bottom row: dark = strongly divided, light = 0.59, a quiet neighbourhood)")
-plt.tight_layout()
+fig.suptitle(f"LRN across 8 orientation channels of a '{label}' image: a and b on one grey scale "
+             f"(0 to {top:.0f}); bottom row: dark = strongly divided, 0.59 = a quiet neighbourhood")
 plt.show()
+strong = maps[which] > 0.5 * top  # the strongest edge responses
+print(f"b / a (the factor) where a is above half its maximum: {factor[which][strong].mean():.2f} "
+      f"on average, {factor[which][strong].min():.2f} at least; where a is 0: "
+      f"{factor[which][maps[which] == 0].mean():.2f} on average; "
+      f"largest b {normed[which].max():.0f}, largest a {top:.0f}")
+assert factor[which][strong].mean() < 0.9 * 2**-0.75  # the strong edges are divided more
 
 # %% [markdown]
-# The factor map (bottom row) is dark wherever any of the five nearest orientations
-# responds strongly: along the edges, each channel is divided down by the activity of
+# On one grey scale the middle row is a dimmed copy of the top row: everywhere by at
+# least the constant $2^{-0.75} \approx 0.59$, and along the strong edges by more (the
+# averages printed above), so the largest responses shrink the most. The factor map
+# (bottom row) shows where: it is dark wherever any of the five nearest orientations
+# responds strongly, so along the edges each channel is divided down by the activity of
 # its neighbours, including the neighbours that respond only weakly there. In quiet
 # regions the factor is the constant $2^{-0.75}$ and LRN changes nothing but the scale.
 # Two views of single pixels: a pixel on the strongest edge (left), and a made-up
@@ -463,3 +508,27 @@ else:
 #    $n^2$). Write it with `np.pad` and shifted slices like `window_sum_zero_padded`,
 #    derive its gradient in the same four steps, and check it with
 #    `gradcheck.check_function`.
+
+# %% [markdown]
+# ## Summary
+#
+# - LRN divides each activation by $(k + \alpha \sum a^2)^\beta$, the sum over $n = 5$
+#   neighbouring channels at the same pixel. With $k = 2$ it is the constant factor
+#   $2^{-0.75} \approx 0.59$ where the neighbourhood is quiet, and bites only when the
+#   sum of squares reaches about $2 \cdot 10^4$: the scale of the paper's raw-pixel
+#   inputs.
+# - Its gradient has a self term $g_j D_j^{-\beta}$ and cross terms
+#   $-2\alpha\beta\, a_j \sum_i g_i b_i / D_i$ over the outputs whose window holds $j$:
+#   the lateral inhibition, in the Jacobian.
+# - Other libraries write the same layer with other constants: PyTorch and Caffe
+#   need $\alpha' = n\alpha$; Caffe's `bvlc_alexnet` is not the paper's setting.
+#
+# ## Questions
+#
+# 1. Feed LRN, with the paper's constants, activations of order 1 (as inputs scaled to
+#    unit variance would give). What does the layer compute then, and why?
+# 2. A PyTorch user writes `LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2)` for the
+#    paper's layer. What is wrong, and what should `alpha` be?
+# 3. Why are the cross terms of the Jacobian never positive after a ReLU, and what does
+#    that do to two neighbouring channels that respond to the same edge?
+

@@ -45,7 +45,6 @@ except ImportError as exc:
         "checkout (or `make tutorials` in the repository), then restart the kernel"
     ) from exc
 
-import inspect
 import itertools
 
 import matplotlib.pyplot as plt
@@ -58,7 +57,7 @@ from minialexnet.gradcheck import check_function
 from minialexnet.layers import Dropout, Linear, ReLU, Sequential
 from minialexnet.models import alexnet_cifar
 from minialexnet.optim import SGD
-from minialexnet.tutorial import FAST, check_close, pick
+from minialexnet.tutorial import FAST, check_close, pick, show_source
 
 print("fast mode" if FAST else "full mode")
 
@@ -105,25 +104,87 @@ print("fast mode" if FAST else "full mode")
 # $f_i \in \{0, 1/(1-p)\}$ (inverted) or $\{0, 1\}$ (paper), so
 # $\partial L / \partial x_i = f_i \, \partial L / \partial y_i$: dropped units get no
 # gradient, "do not participate in back-propagation".
+#
+# ## Your turn: dropout, forward and backward
+#
+# Write the training-time forward for both modes, and its backward. Draw the mask as
+# the library does, `rng.random(x.shape) >= p` (a unit is kept when its uniform number
+# is at least $p$), so that the same generator state gives the same mask as the
+# library's. What the cache holds is up to you: the backward is its only reader.
+
+# %%
+def dropout_forward_by_hand(x, p, rng, mode="inverted"):
+    """Training-time dropout of x: drop each unit with probability p. Returns (out, cache)."""
+    # Hint: keep a unit where rng.random(x.shape) >= p; inverted mode also divides by (1 - p).
+    ### BEGIN SOLUTION
+    kept = rng.random(x.shape) >= p
+    factor = kept / (1.0 - p) if mode == "inverted" else kept.astype(x.dtype)
+    return x * factor, factor
+    ### END SOLUTION
+
+
+def dropout_backward_by_hand(dout, cache):
+    """dL/dx of training-time dropout, from dout = dL/dout and the forward's cache."""
+    # Hint: the gradient goes back through the same mask and the same scale.
+    ### BEGIN SOLUTION
+    return dout * cache
+    ### END SOLUTION
+
+
+# %% [markdown]
+# Four checks. The values: in inverted mode a kept unit is $x/(1-p) = 2x$ and a dropped
+# one 0; in paper mode $x$ and 0. The share of units kept over $10^6$ draws: $1 - p$ up
+# to a binomial standard deviation $\sqrt{p(1-p)/10^6} = 0.0005$ (tolerance five of
+# them). The gradient against finite differences, with the same mask in every
+# evaluation (a fresh generator with one seed): for a fixed mask dropout is linear, so
+# the two agree to rounding, about $10^{-10}$ (tolerance $10^{-8}$). And dropped units
+# get no gradient.
+
+# %%
+x = np.random.default_rng(7).normal(size=(3, 8))
+for mode, kept_value in [("inverted", 2 * x), ("paper", x)]:
+    y, cache = dropout_forward_by_hand(x, 0.5, np.random.default_rng(8), mode=mode)
+    dropped = y == 0
+    print(f"{mode}: {int(dropped.sum())} of {x.size} units dropped")
+    check_close(f"{mode}: the kept units", y[~dropped], kept_value[~dropped], 1e-15)
+    errors = check_function(
+        lambda x, mode=mode: dropout_forward_by_hand(x, 0.5, np.random.default_rng(8), mode=mode),
+        dropout_backward_by_hand,
+        {"x": x},
+    )
+    print(f"{mode}: your backward vs finite differences: relative error {errors['x']:.1e} "
+          "(tolerance 1e-08)")
+    assert errors["x"] < 1e-8
+    dx = dropout_backward_by_hand(np.ones_like(y), cache)
+    assert (dx[dropped] == 0).all(), "a dropped unit got a gradient"
+
+big = dropout_forward_by_hand(np.ones(1_000_000), 0.5, np.random.default_rng(1))[0]
+kept = float((big > 0).mean())
+print(f"share of units kept over 10^6 draws: {kept:.4f} (expected 0.5 +- {0.5 / 1000:.4f})")
+assert abs(kept - 0.5) < 5 * 0.5 / 1000
 
 # %% [markdown]
 # ## The library's code
 #
 # `minialexnet/functional/dropout.py` (the maths) and `layers.Dropout` (which holds
 # the random generator). `p` is the probability of dropping; `mode` picks the row of
-# the table.
+# the table. With the same generator state it draws the same mask as yours.
 
 # %%
-print(inspect.getsource(dropout_forward))
-print(inspect.getsource(dropout_backward))
+show_source(dropout_forward)
+show_source(dropout_backward)
 print(Dropout(0.5), Dropout(0.5, mode="paper"))
+for mode in ["inverted", "paper"]:
+    mine = dropout_forward_by_hand(x, 0.5, np.random.default_rng(8), mode=mode)[0]
+    library = dropout_forward(x, 0.5, np.random.default_rng(8), mode=mode)[0]
+    check_close(f"{mode}: dropout_forward vs yours, the same seed", library, mine, 1e-15)
 
 # %% [markdown]
 # ## Masks
 #
 # Each call draws a new mask from the generator, so each training step sees a
 # different "thinned" network. Below: the kept units (white) of 16 masks over 64
-# units, and the share of units kept over many.
+# units, drawn by the library's `dropout_forward`.
 
 # %%
 rng = np.random.default_rng(0)
@@ -134,11 +195,6 @@ ax.imshow(y > 0, cmap="gray", aspect="auto")
 ax.set(xlabel="unit", ylabel="mask (one per step)", title="16 dropout masks, p = 0.5 (white: kept)")
 plt.show()
 print("values after inverted dropout:", np.unique(y))
-
-big = dropout_forward(np.ones(1_000_000), 0.5, np.random.default_rng(1))[0]
-kept = float((big > 0).mean())
-print(f"share of units kept over 10^6 draws: {kept:.4f} (expected 0.5 +- {0.5 / 1000:.4f})")
-assert abs(kept - 0.5) < 5 * 0.5 / 1000
 
 # %% [markdown]
 # ## Expectations over many masks
@@ -427,3 +483,27 @@ else:
 #    points, and compare with the single test-mode pass. With two hidden layers the
 #    geometric-mean argument above is no longer exact: how far apart are they, and
 #    where on the plane do they differ most?
+
+# %% [markdown]
+# ## Summary
+#
+# - While training, each unit of fc6 and fc7 is dropped with probability $p = 0.5$,
+#   with a new mask at every presentation; dropped units take no part in the forward
+#   pass or the backward pass.
+# - Test-time outputs must equal the expected training outputs: the paper multiplies
+#   by $1 - p$ at test time; the inverted form (the library's default) divides the kept
+#   units by $1 - p$ while training and leaves testing alone.
+# - The backward multiplies by the forward's mask and scale.
+# - For a softmax layer right after the dropout, the paper's test-time network is
+#   exactly the normalised geometric mean of all $2^n$ thinned networks.
+#
+# ## Questions
+#
+# 1. With $p = 0.5$ in inverted mode, which values can a unit's training output take,
+#    and what is its variance over masks?
+# 2. A network trained with inverted dropout is evaluated with `train=True` by
+#    mistake. What do its predictions look like? And a network trained in paper mode
+#    and evaluated without the factor $1 - p$?
+# 3. Why is the geometric-mean result exact for a single softmax layer, and what breaks
+#    it when hidden layers lie between the dropout and the softmax?
+

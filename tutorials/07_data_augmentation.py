@@ -131,17 +131,44 @@ plt.show()
 # everywhere); over the few 256x256 images drawn here it still shows ghosts of single
 # shapes, which will reappear, inverted, in the mean-subtracted pictures below.
 #
-# The statistics by hand: the mean over images of each pixel, and the 3x3 covariance of
-# all the pixels' RGB vectors, $C = P\,\mathrm{diag}(\lambda)\,P^T$.
+# ### Your turn: the statistics
+#
+# Compute them yourself: the mean over the images of each pixel (an $H \times W \times 3$
+# image), and the PCA of the $3 \times 3$ covariance $C$ of all the pixels' RGB vectors,
+# taken about their mean, $C = P\,\mathrm{diag}(\lambda)\,P^T$, with the eigenvalues
+# in descending order and the eigenvectors $p_i$ as the columns of $P$.
 
 # %%
-pixels = small.images.reshape(-1, 3).astype(np.float64)  # every pixel of every image
-cov = np.cov(pixels, rowvar=False, bias=True)
-check_close("mean image", stats_small.mean, small.images.mean(axis=0), 1e-6)
-check_close("P diag(lambda) P^T vs the covariance",
-            stats_small.eigvecs @ np.diag(stats_small.eigvals) @ stats_small.eigvecs.T, cov, 1e-5)
-check_close("eigenvectors are orthonormal", stats_small.eigvecs.T @ stats_small.eigvecs, np.eye(3),
-            1e-6)
+def rgb_pca(images):
+    """Mean image (H, W, 3) and the RGB covariance's eigenvalues (3,), descending, and
+    eigenvectors (3, 3), one per column, of uint8 images (N, H, W, 3), in float64."""
+    # Hint: np.cov(images.reshape(-1, 3), rowvar=False, bias=True); np.linalg.eigh sorts ascending.
+    ### BEGIN SOLUTION
+    mean_image = images.mean(axis=0, dtype=np.float64)
+    cov = np.cov(images.reshape(-1, 3).astype(np.float64), rowvar=False, bias=True)
+    eigvals, eigvecs = np.linalg.eigh(cov)
+    return mean_image, eigvals[::-1], eigvecs[:, ::-1]
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The check, against the library's `dataset_statistics` (which accumulates the sums
+# image by image and keeps the results in `float32`): the mean image and the
+# eigenvalues agree to `float32` rounding, about $10^{-8}$ (tolerance $10^{-6}$). The
+# eigenvectors of nearly equal eigenvalues, as here, are not well defined one by one
+# (any rotation within the near-tie is almost as good), so the check asks what must
+# hold for any answer: the columns are orthonormal, and $P\,\mathrm{diag}(\lambda)\,P^T$
+# gives back the covariance.
+
+# %%
+mean_image, eigvals, eigvecs = rgb_pca(small.images)
+cov = np.cov(small.images.reshape(-1, 3).astype(np.float64), rowvar=False, bias=True)
+check_close("mean image vs dataset_statistics", mean_image, stats_small.mean, 1e-6)
+check_close("eigenvalues vs dataset_statistics", eigvals, stats_small.eigvals, 1e-6)
+assert eigvals[0] >= eigvals[1] >= eigvals[2], f"not in descending order: {eigvals}"
+check_close("your eigenvectors are orthonormal", eigvecs.T @ eigvecs, np.eye(3), 1e-12)
+check_close("P diag(lambda) P^T vs the covariance", eigvecs @ np.diag(eigvals) @ eigvecs.T, cov,
+            1e-12)
 
 # %% [markdown]
 # The three eigenvalues of the shapes data are almost equal: its colours are drawn
@@ -149,8 +176,10 @@ check_close("eigenvectors are orthonormal", stats_small.eigvecs.T @ stats_small.
 # are close to arbitrary. Natural images are different: R, G and B rise and fall
 # together, and the first component (roughly "brightness", all three channels with the
 # same sign) dominates. For the pictures of colour augmentation below we therefore also
-# use the ImageNet statistics that Krizhevsky published with fb.resnet.torch, computed
-# on pixel values in [0, 1]: $\lambda = 0.2175, 0.0188, 0.0045$. `Stats` stores
+# use ImageNet statistics: those of Facebook's `fb.resnet.torch` (2016, the training
+# code of its ResNet models, not the paper's), computed there from a random subset of
+# ImageNet's training images, on pixel values in [0, 1]:
+# $\lambda = 0.2175, 0.0188, 0.0045$. The paper publishes no numbers. `Stats` stores
 # eigenvalues on the raw 0-255 scale, so they are multiplied by $255^2$.
 
 # %%
@@ -313,17 +342,37 @@ for name, st in [("shapes", stats_small), ("ImageNet", imagenet_like)]:
           f"{scaled:4.1f} as the library does it")
 
 # %% [markdown]
-# Check the shift by hand: with the same seed the crops and flips are the same whatever
-# `pca_std` is (the colours are drawn first), so the difference between `pca_std=0.1`
-# and `pca_std=0` is the shift alone, one RGB vector per image.
+# ### Your turn: the colour shift
+#
+# Write the shift of every image of a batch, $s_n = P\,(\alpha_n \odot \lambda / 255)$,
+# for the $\alpha$ of all images at once.
+
+# %%
+def pca_colour_shift(alpha, eigvals, eigvecs):
+    """RGB shifts (N, 3), in 0-255 units, for alpha (N, 3) and the PCA (eigvals (3,), eigvecs
+    (3, 3) with one eigenvector per column) of raw 0-255 pixels."""
+    # Hint: row n is P @ (alpha[n] * eigvals / PCA_PIXEL_SCALE); all rows at once with one "@".
+    ### BEGIN SOLUTION
+    return (alpha * eigvals / PCA_PIXEL_SCALE) @ eigvecs.T
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The check against `train_transform`: with the same seed the crops and flips are the
+# same whatever `pca_std` is (the colours are drawn first), so the difference between
+# `pca_std=0.1` and `pca_std=0` is the shift alone, one RGB vector per image. The
+# transform works in `float32`: the difference of two images with values near 100,
+# each rounded to about $10^{-5}$, gives shifts of a few grey levels to a relative
+# error of order $10^{-7}$ to $10^{-6}$ (tolerance $10^{-4}$).
 
 # %%
 kw = dict(stats=imagenet_like, crop=227, flip=True)
 with_colour = train_transform(big.images, np.random.default_rng(4), pca_std=0.1, **kw)
 without = train_transform(big.images, np.random.default_rng(4), pca_std=0.0, **kw)
 alpha = np.random.default_rng(4).normal(0.0, 0.1, size=(n, 3))  # the first draws
-shift = (alpha * imagenet_like.eigvals / PCA_PIXEL_SCALE) @ imagenet_like.eigvecs.T  # (n, 3)
-check_close("the colour shift is P (alpha * lambda / 255), the same at every pixel",
+shift = pca_colour_shift(alpha, imagenet_like.eigvals, imagenet_like.eigvecs)  # (n, 3)
+assert shift.shape == (n, 3), f"expected shape {(n, 3)}, got {shift.shape}"
+check_close("your shift vs train_transform's, the same at every pixel",
             with_colour - without, np.broadcast_to(shift[:, :, None, None], without.shape), 1e-4)
 print("shifts in grey levels (R, G, B) of the first images:\n", np.round(shift[:4], 2))
 
@@ -436,3 +485,26 @@ print("averaged softmax, shape", probs.shape, "rows sum to", np.round(probs.sum(
 #    chapter 10), then evaluate `runs/alexnet-cifar-shapes/best.npz` with
 #    `evaluate.evaluate_model` with and without `ten_crops=True`. By the note above, what
 #    you measure at 32x32 is the gain from averaging with the mirror image.
+
+# %% [markdown]
+# ## Summary
+#
+# - The only preprocessing is subtracting the mean image; the network trains on the
+#   centred raw RGB values.
+# - Training augmentation: a random window of each image (227 of 256, or 32 of the
+#   32x32 image padded to 40), mirrored with probability 1/2, and one PCA colour shift
+#   $P\,(\alpha \odot \lambda / 255)$ per image, $\alpha \sim N(0, 0.1^2)$.
+# - Testing: the softmax averaged over ten patches, the four corners, the centre and
+#   their mirrors; at 32x32 that is the image and its mirror.
+# - The colour formula is not scale-free: eigenvalues of 0-255 pixels must be converted,
+#   or the shift drowns the image.
+#
+# ## Questions
+#
+# 1. How many distinct training patches, reflections included, does one 256x256 image
+#    give at 227x227? In what sense is the training set not that many times larger?
+# 2. Why is the colour shift the same for every pixel of an image, rather than drawn
+#    anew per pixel? What change in the world does it imitate?
+# 3. Taken literally on 0-255 pixel values, by how many grey levels would a one-sigma
+#    shift along $p_1$ move an ImageNet image? Use the numbers the chapter printed.
+

@@ -18,13 +18,15 @@
 #
 # The earlier chapters built every piece: convolution, ReLU, LRN, overlapping pooling,
 # dropout, fully connected layers, the loss. This chapter puts them together into the
-# paper's network, checks its shapes and its 60,965,224 parameters by hand, and then
-# splits it over two devices the way the paper split it over two GPUs.
+# paper's network, checks its shapes and its 60,965,224 parameters by hand, draws its two
+# towers the way the paper's Figure 2 does, and then splits it over two devices the way
+# the paper split it over two GPUs: on a laptop, over two *simulated* devices.
 #
 # ## Setup
 #
 # - Locally, from a checkout: `make tutorials` (creates `.venv` and opens JupyterLab).
-# - In a hosted Jupyter with a GPU: `%pip install "minialexnet[gpu] @ git+<URL of this repository>"`,
+# - In a hosted Jupyter with a GPU:
+#   `%pip install "minialexnet[gpu] @ git+<URL of this repository>"`,
 #   or from a checkout `%pip install -e '/path/to/minialexnet[gpu]'`.
 # - No GPU and no network are needed: everything below runs on a laptop CPU. Set
 #   `MINIALEXNET_FAST=1` to shrink the work to seconds.
@@ -32,19 +34,18 @@
 # %%
 try:
     import minialexnet
-    from minialexnet.tutorial import FAST, check_close, pick
+    from minialexnet.tutorial import FAST, check_close, pick, show_source
 except ImportError as exc:
     raise ImportError(
         "minialexnet is not installed in this kernel. From a checkout run `make tutorials`, "
         "or `%pip install -e '/path/to/minialexnet'` (add [gpu] on a CUDA machine)."
     ) from exc
 
-import inspect
-
+import matplotlib.pyplot as plt
 import numpy as np
 
-from minialexnet.backend import Device, gpu_available
-from minialexnet.functional import conv2d_forward, softmax_cross_entropy
+from minialexnet.backend import Device, get_array_module, gpu_available
+from minialexnet.functional import conv2d_forward, relu_forward, softmax_cross_entropy
 from minialexnet.gradcheck import relative_error
 from minialexnet.models import alexnet, alexnet_cifar
 from minialexnet.towers import Exchange, output_shape
@@ -59,9 +60,11 @@ print("minialexnet from", minialexnet.__file__, "| fast mode:", FAST)
 # fully-connected layer is fed to a 1000-way softmax." conv1 filters the 224x224x3 input
 # with 96 kernels of size 11x11x3 at stride 4; conv2 has 256 kernels of 5x5x48; conv3 384
 # of 3x3x256; conv4 384 of 3x3x192; conv5 256 of 3x3x192; the fully connected layers
-# have 4096 neurons each. ReLU follows every layer [3.1], LRN follows conv1 and conv2
-# [3.3], overlapping 3x3 stride-2 max pooling follows both LRNs and conv5 [3.4], and
-# dropout 0.5 follows fc6 and fc7 [4.2].
+# have 4096 neurons each. "The ReLU non-linearity is applied to the output of every
+# convolutional and fully-connected layer" [3.5], except, as in every implementation,
+# the last one: fc8's outputs are the logits that go to the softmax. LRN follows conv1
+# and conv2 [3.3], overlapping 3x3 stride-2 max pooling follows both LRNs and conv5
+# [3.4], and dropout 0.5 follows fc6 and fc7 [4.2].
 #
 # [3.2] The network did not fit on one 3 GB GTX 580, so "we spread the net across two
 # GPUs ... we put half of the kernels (or neurons) on each GPU, with one additional
@@ -80,7 +83,7 @@ print("minialexnet from", minialexnet.__file__, "| fast mode:", FAST)
 # exactly this (the `//` below):
 
 # %%
-print(inspect.getsource(output_shape).split('"""')[-1])
+show_source(output_shape, start="    if isinstance(layer, Sequential)")
 
 
 # %% [markdown]
@@ -104,7 +107,7 @@ def spatial_path(h, layers):
 
 #            name      k   s  p
 ALEXNET = [("conv1", 11, 4, 0), ("pool1", 3, 2, 0), ("conv2", 5, 1, 2), ("pool2", 3, 2, 0),
-           ("conv3", 3, 1, 1), ("conv4", 3, 1, 1), ("conv5", 3, 1, 1), ("pool5", 3, 2, 0)]  # fmt: skip
+           ("conv3", 3, 1, 1), ("conv4", 3, 1, 1), ("conv5", 3, 1, 1), ("pool5", 3, 2, 0)]
 final = spatial_path(227, ALEXNET)
 print("fc6 inputs: 256 maps x", final, "x", final, "=", 256 * final * final)
 
@@ -127,6 +130,93 @@ print("fc6 inputs with 224:", 256 * final_224**2, "(the paper's fc6 has 9216)")
 # %%
 big = alexnet()  # 1000 classes, the paper's initialisation, both towers on the CPU
 print(big.summary())
+
+# %% [markdown]
+# ### The two towers, drawn from the table
+#
+# The paper's Figure 2 draws the network as two rows of layers, one per GPU, with the
+# lines between the rows where the GPUs exchange their maps. `model.layer_rows()` holds
+# everything needed to draw it: one row per layer, `(name, output shape for one image,
+# parameters, device)`. Layers of tower a are named `a.*`, tower b's `b.*`; a row named
+# `a.to_conv3` is the exchange before conv3 (each tower's input is then both towers'
+# maps), and `to_fc8` gathers both towers for fc8. The drawing below is made from those
+# rows alone: each box is a layer with weights, with its output per tower and the
+# layers that follow it up to the next one.
+
+# %%
+LEARNED = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
+
+
+def tower_boxes(rows, tower):
+    """[(layer, output shape, parameters, [what follows it])] of one tower, in order."""
+    boxes = []
+    for name, shape, count, _ in rows:
+        if not name.startswith(tower + "."):
+            continue
+        short = name.split(".", 1)[1]
+        if short in LEARNED:
+            boxes.append((short, shape, count, []))
+        elif boxes and short.startswith(("relu", "norm", "pool", "drop")):
+            kind = {"relu": "ReLU", "norm": "LRN", "pool": "pool", "drop": "dropout"}
+            label = kind[short.rstrip("0123456789")]
+            boxes[-1][3].append(f"{label} {shape[2]}x{shape[3]}" if label == "pool" else label)
+    return boxes
+
+
+def draw_towers(model, title):
+    """Figure 2 from model.layer_rows(); returns the layers before which the towers exchange."""
+    rows = model.layer_rows()
+    towers = {t: tower_boxes(rows, t) for t in ("a", "b")}
+    crossings = [name.split("to_")[1] for name, *_ in rows if name.startswith("a.to_")]
+    step, width, height, y_of = 2.1, 1.7, 1.25, {"a": 1.7, "b": 0.0}
+    y_mid = (y_of["a"] + y_of["b"]) / 2
+
+    def box(x, y, name, size, note, colour):
+        ax.add_patch(plt.Rectangle((x, y), width, height, fc=colour, ec="k"))
+        ax.text(x + width / 2, y + height - 0.2, name, ha="center", va="center", fontsize=10,
+                weight="bold")
+        ax.text(x + width / 2, y + height / 2 - 0.05, size, ha="center", va="center", fontsize=9)
+        ax.text(x + width / 2, y + 0.22, note, ha="center", va="center", fontsize=7)
+
+    def arrow(x0, y0, x1, y1, colour="k"):
+        ax.annotate("", xy=(x1, y1 + height / 2), xytext=(x0, y0 + height / 2),
+                    arrowprops=dict(arrowstyle="->", color=colour, lw=1.2))
+
+    fig, ax = plt.subplots(figsize=(16, 5.2))
+    image = rows[0][1]  # a.input: (1, 3, H, W)
+    box(-step, y_mid, "image", f"{image[1]} x {image[2]} x {image[3]}", "to both towers", "0.9")
+    for tower, boxes in towers.items():
+        y = y_of[tower]
+        device = next(r[3] for r in rows if r[0].startswith(tower + "."))
+        ax.text(0, y + height + 0.08, f"tower {tower}, on {device}", fontsize=9, va="bottom")
+        arrow(-step + width, y_mid, 0, y, "grey")
+        for i, (name, shape, _, after) in enumerate(boxes):
+            size = f"{shape[1]} x {shape[2]} x {shape[3]}" if len(shape) == 4 else f"{shape[1]}"
+            colour = "#c6dbef" if name.startswith("conv") else "#fdd0a2"
+            box(step * i, y, name, size, ", ".join(after), colour)
+            if i + 1 < len(boxes):
+                arrow(step * i + width, y, step * (i + 1), y)
+            if i > 0 and name in crossings:  # the exchange: the other tower's maps come in too
+                other = y_of["b" if tower == "a" else "a"]
+                arrow(step * (i - 1) + width, other, step * i, y, "tab:red")
+    fc8 = next(r for r in rows if r[0] == "fc8")
+    x8 = step * len(towers["a"])
+    box(x8, y_mid, "fc8", f"{fc8[1][1]}", "softmax (in the loss)", "#fdd0a2")
+    for y in y_of.values():  # both towers' fc7 into fc8
+        arrow(x8 - step + width, y, x8, y_mid, "tab:red")
+    ax.set_xlim(-step - 0.2, x8 + width + 0.2)
+    ax.set_ylim(-0.2, y_of["a"] + height + 0.5)
+    ax.axis("off")
+    ax.set_title(title, fontsize=11)
+    plt.show()
+    return crossings
+
+
+crossings = draw_towers(big, "alexnet (227x227 input), from model.layer_rows(): each tower's "
+                        "outputs (maps x height x width); red: where the towers exchange")
+print("the towers exchange before:", crossings, "| fc8 takes both towers' fc7")
+assert crossings == ["conv3", "fc6", "fc7"]  # the paper's Figure 2 [3.2]
+assert big.layer_rows()[-1][0] == "fc8"  # the last layer: no ReLU after it, the logits
 
 # %% [markdown]
 # Check the hand-computed sizes against the table, and run one real image-sized array
@@ -191,11 +281,35 @@ assert sum(two_towers.values()) == big.num_parameters() == 60_965_224
 one_tower = dict(two_towers, conv2=conv_params(256, 96, 5), conv4=conv_params(384, 384, 3),
                  conv5=conv_params(256, 384, 3))  # fmt: skip
 print(f"one tower with the same maps but no grouping: {sum(one_tower.values()):,} parameters")
+
+# %% [markdown]
+# Where are the parameters, and where is the work? A layer with weights does one
+# multiply-add per weight (bias aside) for every output position: a fully connected
+# layer once per image, a convolution at every pixel of its output map.
+
+# %%
+total = sum(two_towers.values())
+fc_params = two_towers["fc6"] + two_towers["fc7"] + two_towers["fc8"]
+print(f"fully connected layers: {fc_params:,} of {total:,} parameters = {fc_params / total:.1%}")
+assert (fc_params, total) == (58_631_144, 60_965_224) and round(100 * fc_params / total, 1) == 96.2
+
+macs = {}  # multiply-adds per layer, both towers, for one image
+for name, shape, count, _ in big.layer_rows():
+    layer = name.split(".")[-1]
+    if layer.startswith(("conv", "fc")) and count:
+        weights = count - shape[1]  # the parameters minus one bias per output channel
+        macs[layer] = macs.get(layer, 0) + int(np.prod(shape)) * weights // shape[1]
+assert 2 * sum(macs.values()) == big.forward_flops()
+conv_macs = sum(v for k, v in macs.items() if k.startswith("conv"))
+print(f"convolutions: {conv_macs / 1e6:,.0f} of {sum(macs.values()) / 1e6:,.0f} million "
+      f"multiply-adds per image = {conv_macs / sum(macs.values()):.1%}")
+assert round(100 * conv_macs / sum(macs.values())) == 92
 del big  # 244 MB of float32 weights
 
 # %% [markdown]
-# 94% of the parameters are in the three fully connected layers; most of the computation
-# is in the convolutions.
+# The fully connected layers hold 96.2% of the parameters (58,631,144 of 60,965,224),
+# while the convolutions do 92% of the computation: a weight of fc6 is used once per
+# image, a weight of conv1 at each of its 55 x 55 output positions.
 #
 # ### The small network for 32x32 images
 #
@@ -206,7 +320,7 @@ del big  # 244 MB of float32 weights
 
 # %%
 CIFAR = [("conv1", 5, 1, 2), ("pool1", 3, 2, 0), ("conv2", 5, 1, 2), ("pool2", 3, 2, 0),
-         ("conv3", 3, 1, 1), ("conv4", 3, 1, 1), ("conv5", 3, 1, 1), ("pool5", 3, 2, 0)]  # fmt: skip
+         ("conv3", 3, 1, 1), ("conv4", 3, 1, 1), ("conv5", 3, 1, 1), ("pool5", 3, 2, 0)]
 spatial_path(32, CIFAR)
 small = alexnet_cifar()
 print(small.summary())
@@ -234,27 +348,51 @@ assert small.num_parameters() == 2_846_090
 for label, stage in small.stages:
     print(f"{label:<9} {type(stage).__name__}")
 
-print(inspect.getsource(Exchange.forward))
-print(inspect.getsource(Exchange.backward))
+show_source(Exchange.forward)
+show_source(Exchange.backward)
 
 # %% [markdown]
-# ### Simulated devices
+# ### Simulated devices: two devices on one CPU
 #
-# A laptop has no two GPUs, so the library has *simulated* CPU devices: `Device("cpu:0")`
-# and `Device("cpu:1")` hold NumPy arrays that remember their device and refuse to be
-# combined with another device's arrays, just as CuPy refuses to add arrays that live on
-# two GPUs. A model that runs on them moves data between towers only where it means to.
+# The paper's two towers live on two GPUs, and a GPU cannot read an array in another
+# GPU's memory: CuPy refuses to add arrays from two GPUs. To test the two-tower model on
+# a laptop, `Device("cpu:0")` and `Device("cpu:1")` are two *simulated* devices. Their
+# arrays are NumPy arrays that carry a device name; the results of NumPy operations on
+# them stay on that device, and mixing two devices raises, just as on two GPUs. The
+# only way across is an explicit move, `dev.asarray(a)`.
 
 # %%
 cpu0, cpu1 = Device("cpu:0"), Device("cpu:1")
-a = cpu0.asarray(np.ones(3))
-b = cpu1.asarray(np.ones(3))
+a = cpu0.asarray(np.arange(6.0).reshape(2, 3) - 2)
+b = cpu1.asarray(np.ones((2, 3)))
 print("a on", a.device_name, "| b on", b.device_name, "| a + a on", (a + a).device_name)
+print("the library's relu of a stays on", relu_forward(a)[0].device_name)
 try:
     a + b
 except ValueError as exc:
     print("a + b:", exc)
-print("moved explicitly:", (a + cpu0.asarray(b)).device_name)
+b_on_0 = cpu0.asarray(b)  # the explicit move (a copy)
+print("after the move:", (a + b_on_0).device_name, "| cpu:0 holds it:", cpu0.holds(b_on_0))
+
+# %% [markdown]
+# A function that *creates* an array must create it on the device of its input. A
+# fresh array from `np.zeros` or `np.eye` is a host array: it belongs to no simulated
+# device (on a GPU, CuPy would put it on whichever GPU is current). Made "like" the
+# input, with `xp.zeros_like(a, shape=...)`, it stays on the input's device; that is
+# how the library's functional ops allocate their results.
+
+# %%
+xp = get_array_module(a)
+fresh = xp.zeros((2, 4))
+alike = xp.zeros_like(a, shape=(2, 4))
+print(f"xp.zeros: held by cpu:0? {cpu0.holds(fresh)} | xp.zeros_like(a, shape=...): on "
+      f"{alike.device_name}, held by cpu:0? {cpu0.holds(alike)}")
+assert not cpu0.holds(fresh) and cpu0.holds(alike)
+
+# %% [markdown]
+# This is how the test-suite proves, on a machine without a GPU, that the two-tower
+# AlexNet moves activations between its towers only where the paper does: into conv3,
+# fc6 and fc7 (the red arrows of the picture above), and both towers into fc8.
 
 # %% [markdown]
 # ### `Exchange` backward is the adjoint of its forward
@@ -268,14 +406,16 @@ print("moved explicitly:", (a + cpu0.asarray(b)).device_name)
 # %%
 rng = np.random.default_rng(0)
 ex = Exchange([cpu0, cpu1])
-xs = [cpu0.asarray(rng.standard_normal((2, 3, 4, 4))), cpu1.asarray(rng.standard_normal((2, 5, 4, 4)))]
+xs = [cpu0.asarray(rng.standard_normal((2, 3, 4, 4))),
+      cpu1.asarray(rng.standard_normal((2, 5, 4, 4)))]
 ys = ex.forward(xs)
-gs = [cpu0.asarray(rng.standard_normal(ys[0].shape)), cpu1.asarray(rng.standard_normal(ys[1].shape))]
+gs = [cpu0.asarray(rng.standard_normal(ys[0].shape)),
+      cpu1.asarray(rng.standard_normal(ys[1].shape))]
 dxs = ex.backward(gs)
 print("forward shapes:", [y.shape for y in ys], "on", [y.device_name for y in ys])
 print("backward shapes:", [d.shape for d in dxs], "on", [d.device_name for d in dxs])
-lhs = sum(float(np.sum(np.asarray(y) * np.asarray(g))) for y, g in zip(ys, gs))
-rhs = sum(float(np.sum(np.asarray(x) * np.asarray(d))) for x, d in zip(xs, dxs))
+lhs = sum(float(np.sum(np.asarray(y) * np.asarray(g))) for y, g in zip(ys, gs, strict=True))
+rhs = sum(float(np.sum(np.asarray(x) * np.asarray(d))) for x, d in zip(xs, dxs, strict=True))
 check_close("<Exchange(x), g> vs <x, Exchange^T(g)>", lhs, rhs, 1e-12)
 
 # %% [markdown]
@@ -302,6 +442,8 @@ for dev, names in where.items():
     print(f"{dev}: {len(names)} arrays, e.g. {names[:3]} ... {names[-2:]}")
 assert all(n.startswith(("a.", "fc8")) for n in where["cpu:0"])
 assert all(n.startswith("b.") for n in where["cpu:1"])
+draw_towers(two, "alexnet_cifar on two simulated devices, from its layer_rows(): "
+            "the same crossings on a smaller network (fc8 lives with tower a)")
 
 # %% [markdown]
 # The two networks must compute the same function: same logits in test mode, and, with
@@ -396,3 +538,31 @@ else:
 # 3. **Adjoint tests.** Repeat the dot-product test for `Broadcast` and `Gather` on the
 #    simulated devices. Then break `Exchange.backward` on purpose in a copy (forget to add
 #    one of the two pieces) and watch the test fail.
+# 4. **Device-generic code, on two devices.** Take chapter 00's `one_hot(labels,
+#    num_classes)` and call it on `Device("cpu:1").asarray(labels)`: the result should
+#    report `device_name == "cpu:1"`. If you built it with `xp.zeros` (or `xp.eye`), it
+#    does not: allocate it like its input, `xp.zeros_like(labels, dtype=np.float32,
+#    shape=(N, num_classes))`, then set the ones with one indexed assignment.
+
+# %% [markdown]
+# ## Summary
+#
+# - AlexNet is five convolutions and three fully connected layers, with ReLU after
+#   every one of them but fc8, LRN after conv1 and conv2, overlapping pooling after
+#   conv1, conv2 and conv5, and dropout after fc6 and fc7.
+# - Its sizes follow from $\lfloor (H + 2p - k)/s \rfloor + 1$ at every layer: from 227
+#   pixels, $55 \to 27 \to 13 \to 6$, and $6 \times 6 \times 256 = 9216$ inputs to fc6.
+# - Of its 60,965,224 parameters, 96.2% are in the fully connected layers, while 92% of
+#   its computation is in the convolutions.
+# - The two towers exchange their maps only before conv3, fc6 and fc7 (and both feed
+#   fc8); the library's stages make every move between devices explicit, and simulated
+#   devices test the placement without a GPU.
+#
+# ## Questions
+#
+# 1. Which parameter counts would change if conv4 also saw both towers' maps, as conv3
+#    does, and by how much?
+# 2. Why does fc6 have more parameters than all five convolutions together, while doing
+#    far less of the computation?
+# 3. The paper feeds 224x224 images. What would the network have to change to accept
+#    them, and which layer's size would change first?

@@ -5,10 +5,14 @@ student needs to install the package and run the shipped tests (``pyproject.toml
 ``README.md``, ``Makefile``, ``mkdocs.yml``, ``minialexnet/``, ``docs/``,
 ``tutorials/`` and the grading tests in ``tests/exercises/``) and, on the way:
 
-* replaces every marked region of a chosen exercise (library and tutorial cells,
-  in both the ``.py`` twin and the ``.ipynb``) by
+* replaces every marked region of a chosen exercise in the library by
   ``raise NotImplementedError("<exercise>: <what to implement>")`` at the
   region's indentation; docstrings and the code around the region stay;
+* replaces every marked region of the tutorials (the chapters' "your turn"
+  cells, in both the ``.py`` twin and the ``.ipynb``), whatever exercises are
+  chosen, by ``raise NotImplementedError("your turn: ...")``: the tutorials of a
+  student copy are always the student edition (the hint above each region and
+  the check cell after it stay);
 * keeps the code of every other region and removes all marker lines, so the
   student can run the whole network around their piece;
 * leaves out the hidden tests and the instructors' material (``[catalogue]
@@ -43,6 +47,8 @@ from .catalogue import (
 from .regions import BEGIN, END, Region, replace_notebook_regions, replace_regions
 
 __all__ = ["SHIPPED", "ReleaseError", "release", "marker_lines"]
+
+_TUTORIALS = "tutorials/"
 
 SHIPPED = (
     "pyproject.toml",
@@ -99,17 +105,16 @@ def _files_to_ship(catalogue: Catalogue) -> list[str]:
 
 
 class _Stubs:
-    """Which region gets which stub message, and which were used (to catch misses)."""
+    """Which library region gets which stub message, and which were used (to catch misses).
+
+    The tutorials' regions are not here: every one of them is stubbed (:func:`_your_turn`).
+    """
 
     def __init__(self, chosen: Sequence[Exercise]) -> None:
         self.messages: dict[tuple[str, str | None], str] = {}
         for ex in chosen:
             for spec in ex.regions:
                 self.messages[split_spec(spec)] = ex.message
-            for spec in ex.tutorials:
-                base, qual = split_spec(spec)
-                for suffix in (".py", ".ipynb"):
-                    self.messages[(base + suffix, qual)] = ex.message
         self.used: set[tuple[str, str | None]] = set()
 
     def for_file(self, rel: str):
@@ -126,6 +131,31 @@ class _Stubs:
         return sorted(f"{p}::{q}" if q else p for p, q in set(self.messages) - self.used)
 
 
+def _your_turn(region: Region) -> str:
+    """The stub's message for a region of a tutorial: what to write, and how to know it works."""
+    what = f"the body of {region.qualname}" if region.qualname else "the code of this cell"
+    return f"your turn: write {what} (the hint above says how); the next cell checks it"
+
+
+class _YourTurn:
+    """Stubs every region of the tutorials and remembers them, chapter by chapter."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, list[str]] = {}
+
+    def for_file(self, rel: str):
+        chapter = rel.rsplit(".", 1)[0]
+
+        def message_for(region: Region) -> str:
+            names = self.found.setdefault(chapter, [])
+            name = region.qualname or "a cell"
+            if name not in names:
+                names.append(name)
+            return _your_turn(region)
+
+        return message_for
+
+
 def _drop_from_nav(text: str, pages: Iterable[str]) -> str:
     """mkdocs.yml without the nav lines naming ``pages`` (paths relative to docs/)."""
     pages = list(pages)
@@ -136,7 +166,9 @@ def _drop_from_nav(text: str, pages: Iterable[str]) -> str:
     )
 
 
-def _exercises_md(chosen: Sequence[Exercise], catalogue: Catalogue) -> str:
+def _exercises_md(
+    chosen: Sequence[Exercise], catalogue: Catalogue, your_turn: dict[str, list[str]]
+) -> str:
     lines = [
         "# Exercises",
         "",
@@ -161,6 +193,22 @@ def _exercises_md(chosen: Sequence[Exercise], catalogue: Catalogue) -> str:
     lines += ["", f"Total: {total} points."]
     if others:
         lines += ["", "Already implemented for you (reference code): " + ", ".join(others) + "."]
+    if your_turn:
+        lines += [
+            "",
+            "## In the tutorials",
+            "",
+            "Some cells of the chapters in `tutorials/` are yours to write too: each is a",
+            "function with its signature, its docstring and a one-line hint, whose body raises",
+            '`NotImplementedError("your turn: ...")`. The cell after it checks your code and',
+            "prints the relative error it found against what it expects (a finite-difference",
+            "gradient, the slow loop version, the paper's formula). These are not graded.",
+            "",
+            "| chapter | write |",
+            "|---|---|",
+        ]
+        for chapter, names in sorted(your_turn.items()):
+            lines.append(f"| `{chapter}` | {', '.join(f'`{n}`' for n in names)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -236,6 +284,7 @@ def release(
 def _write_copy(catalogue: Catalogue, chosen: Sequence[Exercise], work: Path) -> None:
     root = catalogue.root
     stubs = _Stubs(chosen)
+    your_turn = _YourTurn()
     left_over: list[str] = []
     docs_dropped = [p[len("docs/") :] for p in catalogue.instructor_only if p.startswith("docs/")]
     for rel in _files_to_ship(catalogue):
@@ -243,13 +292,14 @@ def _write_copy(catalogue: Catalogue, chosen: Sequence[Exercise], work: Path) ->
         target.parent.mkdir(parents=True, exist_ok=True)
         if rel == CATALOGUE_FILE:
             continue  # written below
+        message_for = (your_turn if rel.startswith(_TUTORIALS) else stubs).for_file(rel)
         if rel.endswith(".py"):
             text = source.read_text(encoding="utf-8")
-            text = replace_regions(text, stubs.for_file(rel), rel)
+            text = replace_regions(text, message_for, rel)
             target.write_text(text, encoding="utf-8")
         elif rel.endswith(".ipynb"):
             text = source.read_text(encoding="utf-8")
-            text = replace_notebook_regions(text, stubs.for_file(rel), rel)
+            text = replace_notebook_regions(text, message_for, rel)
             target.write_text(text, encoding="utf-8")
         elif rel == "mkdocs.yml" and docs_dropped:
             text = _drop_from_nav(source.read_text(encoding="utf-8"), docs_dropped)
@@ -282,4 +332,5 @@ def _write_copy(catalogue: Catalogue, chosen: Sequence[Exercise], work: Path) ->
     )
     (work / CATALOGUE_FILE).parent.mkdir(parents=True, exist_ok=True)
     (work / CATALOGUE_FILE).write_text(dumps_catalogue(released, header), encoding="utf-8")
-    (work / "EXERCISES.md").write_text(_exercises_md(chosen, catalogue), encoding="utf-8")
+    exercises_md = _exercises_md(chosen, catalogue, your_turn.found)
+    (work / "EXERCISES.md").write_text(exercises_md, encoding="utf-8")
