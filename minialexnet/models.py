@@ -32,6 +32,16 @@ Initialisation [5]:
               1/sqrt(fan_in)), fan_in = inputs of one neuron of that tower's layer
               (C_in * KH * KW, or in_features). The paper's init leaves the 32x32 net
               at chance on CIFAR-10 for epochs (paper.md, "Learning"); this one learns.
+    "balanced": the default on the built-in shapes (docs/training.md, "Why the default
+              run learns"). He's N(0, 2/fan_in) for ReLU layers (fc8: N(0, 0.01^2)),
+              every weight layer then multiplied by q = 64^(-1/depth) (depth 8; 0.595):
+              the raw pixels' scale (standard deviation ~64) is spread evenly over the
+              layers instead of landing on one of them, so one learning rate suits every
+              layer. conv1's kernels are zero-mean in each input channel (blind, at the
+              start, to an image's mean colour, ~80% of the shapes' pixel variance) and
+              start at CONV1_GAIN (1/4) of that scale; b = 0. With lr 0.0035 and
+              batches of 64 it leaves chance on shapes in the first epoch, where
+              "scaled" sits at chance or learns and falls back to it.
 
 Variants, for the paper's ablations (``python -m minialexnet.experiments``), each
 a keyword of :func:`alexnet` / :func:`alexnet_cifar` recorded in ``config`` when not
@@ -69,7 +79,15 @@ __all__ = [
     "ALEXNET_CIFAR",
 ]
 
-INITS = ("paper", "scaled")
+INITS = ("paper", "scaled", "balanced")
+RAW_PIXEL_STD = 64.0
+CONV1_GAIN = 0.25
+"""init "balanced": conv1's kernels start at this share of the balanced scale. Like the
+paper's N(0, 0.01^2) (1/7 of He's for its conv1), a small start lets what conv1 learns
+outweigh where it started: on shapes its kernels moved 78% of their start, not 22%, and turned
+into oriented stripes and colour edges (docs/training.md, "Why the default run learns")."""
+"""init "balanced": the standard deviation of the inputs it expects, raw 0-255 pixels minus the
+mean image (CIFAR-10: 64; the built-in shapes: 73)."""
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
 
 
@@ -137,23 +155,44 @@ ALEXNET_CIFAR = Spec("alexnet-cifar", 32, (32, 5, 1, 2), (64, 96, 96, 64), 3, 51
 class _LayerMaker:
     """Makes Conv2d/Linear layers on one device, weights drawn from the shared host ``rng``."""
 
-    def __init__(self, rng: np.random.Generator, init: str, dtype: Any, device: Device) -> None:
+    def __init__(
+        self, rng: np.random.Generator, init: str, dtype: Any, device: Device, depth: int = 8
+    ) -> None:
         self.rng, self.init, self.dtype, self.device = rng, init, dtype, device
+        self.depth = depth  # weight layers from the image to the logits (init "balanced")
 
-    def conv(self, c_in: int, c_out: int, k: int, stride: int = 1, pad: int = 0, *, bias: float):
+    def conv(
+        self, c_in: int, c_out: int, k: int, stride: int = 1, pad: int = 0, *, bias: float,
+        image: bool = False,
+    ) -> Conv2d:  # fmt: skip
+        """``image``: the layer sees the image (conv1)."""
         layer = Conv2d(c_in, c_out, k, stride, pad, **self._weights(bias))
-        return self._scale(layer, fan_in=c_in * k * k)
+        return self._scale(layer, fan_in=c_in * k * k, image=image)
 
-    def fc(self, n_in: int, n_out: int, *, bias: float) -> Linear:
-        return self._scale(Linear(n_in, n_out, **self._weights(bias)), fan_in=n_in)
+    def fc(self, n_in: int, n_out: int, *, bias: float, last: bool = False) -> Linear:
+        """``last``: the layer gives the logits (fc8)."""
+        return self._scale(Linear(n_in, n_out, **self._weights(bias)), fan_in=n_in, last=last)
 
     def _weights(self, bias: float) -> dict[str, Any]:
         # The paper's init [5], drawn by the layer itself: w ~ N(0, 0.01^2), b = bias.
         return dict(weight_std=0.01, bias_value=bias, rng=self.rng, dtype=self.dtype,
                     device=self.device)  # fmt: skip
 
-    def _scale(self, layer: Any, fan_in: int) -> Any:
-        """init "scaled": overwrite w, then b, with U(-1/sqrt(fan_in), 1/sqrt(fan_in)) draws."""
+    def _scale(self, layer: Any, fan_in: int, image: bool = False, last: bool = False) -> Any:
+        """init "scaled": overwrite w, then b, with U(-1/sqrt(fan_in), 1/sqrt(fan_in)) draws;
+        "balanced": w with N(0, (q * std)^2) draws, std sqrt(2 / fan_in) (0.01 for the
+        logits), q = RAW_PIXEL_STD ** (-1 / depth), centred per input channel where the
+        layer sees the image; b = 0."""
+        if self.init == "balanced":
+            q = RAW_PIXEL_STD ** (-1.0 / self.depth)
+            std = q * (0.01 if last else np.sqrt(2.0 / fan_in))
+            w = self.rng.normal(0.0, std, layer.params["w"].shape)
+            if image:  # zero-mean kernels: no response to a uniform colour
+                w -= w.mean(axis=(2, 3), keepdims=True)
+                w *= CONV1_GAIN  # a small start: what conv1 learns outweighs it
+            with self.device:
+                layer.params["w"][...] = self.device.asarray(w.astype(layer.dtype))
+                layer.params["b"][...] = 0
         if self.init == "scaled":
             bound = 1.0 / np.sqrt(fan_in)
             for name in ("w", "b"):
@@ -232,7 +271,7 @@ def _alexnet(
     # Per tower. "own": sees only its own tower's maps; "both": after an Exchange.
     def conv1_2(make: _LayerMaker) -> Sequential:
         return Sequential([
-            *named([("conv", make.conv(3, c1, k1, s1, p1, bias=0.0)),  # the whole image
+            *named([("conv", make.conv(3, c1, k1, s1, p1, bias=0.0, image=True)),  # the image
                     (variant.activation, act()), *norm(), ("pool", pool())], 1),
             *named([("conv", make.conv(c1, c2, 5, 1, 2, bias=1.0)),    # own
                     (variant.activation, act()), *norm(), ("pool", pool())], 2),
@@ -266,7 +305,7 @@ def _alexnet(
 
     def fc8(make: _LayerMaker) -> Sequential:  # one layer, on devices[0]
         return Sequential([
-            ("fc8", make.fc(n * fc, num_classes, bias=0.0)),       # both (Gather); softmax: loss
+            ("fc8", make.fc(n * fc, num_classes, bias=0.0, last=True)),  # both; softmax: loss
         ])  # fmt: skip
 
     stages = [
@@ -341,8 +380,10 @@ def alexnet(
             ``devices[0]``, tower b on ``devices[-1]``, fc8 on ``devices[0]``.
             Default: ``[Device("cpu")]`` (both towers on the CPU).
         seed: weights (host draws, the same on any device) and dropout generators.
-        init: "paper" (N(0, 0.01^2), biases 1 in conv2/4/5, fc6/7) or "scaled"
-            (U(-1/sqrt(fan_in), 1/sqrt(fan_in))); see the module docstring.
+        init: "paper" (N(0, 0.01^2), biases 1 in conv2/4/5, fc6/7), "scaled"
+            (U(-1/sqrt(fan_in), 1/sqrt(fan_in))) or "balanced" (He's, the raw pixels'
+            scale spread over the layers, conv1 blind to the mean colour); see the
+            module docstring.
         dtype: "float32" (training) or "float64" (gradient checks).
         activation, lrn, pool, towers: the paper's ablations (:class:`Variant`); the
             defaults are the paper's network.
@@ -418,19 +459,19 @@ def cnn4(
     _check_num_classes("cnn4", num_classes)
     variant = Variant(activation, lrn, pool, towers=1)
     device = devices[0]
-    make = _LayerMaker(np.random.default_rng(seed), init, dtype, device)
+    make = _LayerMaker(np.random.default_rng(seed), init, dtype, device, depth=4)
     size = 32
     for _ in range(3):
         size = _pooled(size, variant.pool)
     layers: list[tuple[str, Any]] = []
     for i, (c_in, c_out) in enumerate([(3, 32), (32, 32), (32, 64)], start=1):
-        layers += [(f"conv{i}", make.conv(c_in, c_out, 5, 1, 2, bias=0.0)),
+        layers += [(f"conv{i}", make.conv(c_in, c_out, 5, 1, 2, bias=0.0, image=i == 1)),
                    (f"{variant.activation}{i}", ACTIVATIONS[variant.activation]()),
                    (f"pool{i}", MaxPool2d(*variant.pool))]  # fmt: skip
         if variant.lrn and i < 3:
             layers.append((f"norm{i}", _paper_lrn()))
     layers.append(("flatten", Flatten()))
-    head = Sequential([("fc", make.fc(64 * size**2, num_classes, bias=0.0))])
+    head = Sequential([("fc", make.fc(64 * size**2, num_classes, bias=0.0, last=True))])
     stages = [
         ("input", Broadcast([device], dtype)),
         ("conv1-3", Towers([Sequential(layers)], [device])),

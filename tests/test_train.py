@@ -138,7 +138,7 @@ def test_linear_schedule_reaches_zero_at_the_end_of_the_epochs_and_resumes_exact
     """3 batches per epoch, 2 epochs: batch b (0..5) trains with lr 0.01 * (1 - b/6); a record
     keeps the lr of its epoch's last batch. Interrupted in epoch 2 and resumed, the run
     continues the same line to the same weights."""
-    code, out = run(tmp_path, "straight", "--epochs", "2", "--schedule", "linear")
+    code, out = run(tmp_path, "straight", "--epochs", "2", "--schedule", "linear", "--lr", "0.01")
     assert code == 0
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["lr"] for r in records] == pytest.approx([0.01 * 4 / 6, 0.01 * 1 / 6])
@@ -153,9 +153,11 @@ def test_linear_schedule_reaches_zero_at_the_end_of_the_epochs_and_resumes_exact
         real_step(self)
 
     monkeypatch.setattr(SGD, "step", interrupted_step)
-    assert run(tmp_path, "split", "--epochs", "2", "--schedule", "linear")[0] == 130
+    assert run(tmp_path, "split", "--epochs", "2", "--schedule", "linear", "--lr", "0.01")[0] == 130
     monkeypatch.setattr(SGD, "step", real_step)
-    code, split = run(tmp_path, "split", "--epochs", "2", "--schedule", "linear", "--resume")
+    code, split = run(
+        tmp_path, "split", "--epochs", "2", "--schedule", "linear", "--lr", "0.01", "--resume"
+    )
     assert code == 0
     a, _ = model_arrays(out / "checkpoint.npz")
     b, _ = model_arrays(split / "checkpoint.npz")

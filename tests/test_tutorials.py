@@ -45,9 +45,8 @@ def test_notebook_matches_its_text_twin(path: Path):
     )
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_top_to_bottom_in_fast_mode(path: Path, tmp_path: Path, monkeypatch):
+def _run_in_fast_mode(path: Path, cwd: Path, monkeypatch):
+    """Execute notebook ``path`` in fast mode with ``cwd`` as its folder; the executed notebook."""
     nbformat = pytest.importorskip("nbformat", reason=_MISSING)
     nbclient = pytest.importorskip("nbclient", reason=_MISSING)
     pytest.importorskip("ipykernel", reason=_MISSING)
@@ -57,15 +56,54 @@ def test_notebook_runs_top_to_bottom_in_fast_mode(path: Path, tmp_path: Path, mo
     monkeypatch.setenv("TQDM_DISABLE", "1")
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
     )
     try:
         client.execute()
     except nbclient.exceptions.CellExecutionError as exc:
-        pytest.fail(f"{path.name} failed in fast mode (cwd {tmp_path}):\n{exc}", pytrace=False)
+        pytest.fail(f"{path.name} failed in fast mode (cwd {cwd}):\n{exc}", pytrace=False)
     assert os.environ["MINIALEXNET_FAST"] == "1"
+    return nb
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_top_to_bottom_in_fast_mode(path: Path, tmp_path: Path, monkeypatch):
+    nb = _run_in_fast_mode(path, tmp_path, monkeypatch)
     printed = _marker_lines_printed(nb)
     assert not printed, f"{path.name} prints solution markers (use show_source): {printed[:3]}"
+
+
+def _write_fake_cifar10(folder: Path, per_batch: int = 60, test: int = 100) -> None:
+    """A CIFAR-10 binary tree of random images (the official layout, small batches)."""
+    import numpy as np
+
+    out = folder / "cifar-10-batches-bin"
+    out.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    for name, n in zip(names, [per_batch] * 5 + [test], strict=True):
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        chw = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
+        (out / name).write_bytes(np.concatenate([labels[:, None], chw], axis=1).tobytes())
+
+
+@pytest.mark.slow
+def test_chapters_10_to_12_use_cifar10_where_it_is_installed(tmp_path: Path, monkeypatch):
+    """With CIFAR-10 in ./data (where `python -m minialexnet.data.cifar10 download` puts it),
+    chapter 10 trains on it and chapters 11 and 12 use that run."""
+    from minialexnet.evaluate import load_model
+
+    _write_fake_cifar10(tmp_path / "data")
+    monkeypatch.delenv("MINIALEXNET_DATA", raising=False)
+    for stem in ("10_training_and_evaluation", "11_what_the_network_learned",
+                 "12_beyond_the_paper"):  # fmt: skip
+        nb = _run_in_fast_mode(TUTORIALS / f"{stem}.ipynb", tmp_path, monkeypatch)
+        if stem.startswith("10"):
+            setup = "".join(o.get("text", "") for o in nb.cells[1].get("outputs", []))
+            assert "data: cifar10" in setup, setup
+    _, _, meta = load_model(tmp_path / "tutorial-out" / "ch10-run" / "best.npz")
+    assert meta["run"]["dataset"] == "cifar10" and meta["config"]["init"] == "scaled"
 
 
 def _marker_lines_printed(nb) -> list[str]:
@@ -110,13 +148,40 @@ def test_trained_model_skips_what_it_cannot_use_then_trains_once(tmp_path, monke
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tutorial, "FAST", True)
-    damaged = tmp_path / "runs" / "alexnet-cifar-shapes" / "best.npz"
+    monkeypatch.setattr(tutorial, "real_cifar10", lambda: None)  # shapes, whatever is installed
+    damaged = tmp_path / "out" / "ch10-run" / "best.npz"
     damaged.parent.mkdir(parents=True)
     damaged.write_bytes(b"not a checkpoint")
     found = tutorial.trained_model(tmp_path / "out")
-    assert found == tmp_path / "out" / "ch10-run" / "best.npz" and found.exists()
-    printed = capsys.readouterr().out
-    assert f"{Path('runs/alexnet-cifar-shapes/best.npz')}: cannot be used" in printed
+    assert found == damaged and found.exists()
+    assert f"{damaged}: cannot be used" in capsys.readouterr().out
 
     monkeypatch.setattr(train, "main", lambda argv: pytest.fail("trained a second time"))
     assert tutorial.trained_model(tmp_path / "out") == found
+
+    # the fast run does not stand in for the full one: that is trained (here: asked for)
+    asked = []
+    monkeypatch.setattr(train, "main", lambda argv: asked.append(argv) or 0)
+    monkeypatch.setattr(tutorial, "FAST", False)
+    assert tutorial.trained_model(tmp_path / "out") == found
+    assert "not the finished run of chapter 10's arguments" in capsys.readouterr().out
+    assert asked == [tutorial.chapter10_args(tmp_path / "out" / "ch10-run")]
+    assert "8000" in asked[0]
+
+
+def test_chapter10_uses_cifar10_where_it_is_installed(tmp_path, monkeypatch):
+    from minialexnet import train, tutorial
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MINIALEXNET_DATA", raising=False)
+    assert tutorial.real_cifar10() is None
+    assert "--dataset" not in tutorial.chapter10_args("out")
+    _write_fake_cifar10(tmp_path / "data", per_batch=2, test=2)
+    assert tutorial.real_cifar10() == Path("data") / "cifar-10-batches-bin"
+    args = train.parse_args(tutorial.chapter10_args("out"))
+    assert (args.dataset, args.data_dir, args.init) == ("cifar10", str(tutorial.real_cifar10()),
+                                                        "scaled")  # fmt: skip
+    sub = tmp_path / "tutorials"  # a notebook's folder: ../data is found too
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    assert tutorial.real_cifar10() == Path("../data") / "cifar-10-batches-bin"

@@ -228,11 +228,12 @@ The paper's shift ``sum_i p_i alpha_i lambda_i`` is not scale-free: ``lambda_i``
 so it grows with the square of the pixel unit. Computed on raw 0-255 values, the first
 eigenvalue of natural images is about 10^4 and ``0.1 * lambda_1`` would move every pixel by
 ~1000 levels, drowning the image (we measured inputs 10x larger than the images themselves,
-and training stuck at chance). The reference implementations (Krizhevsky's values as published
-with fb.resnet.torch: lambda = 0.2175, 0.0188, 0.0045 for ImageNet) take the covariance of
-pixel values in [0, 1], which makes the shift a few grey levels: ``lambda_[0,1] = lambda /
-255^2``, and back in 0-255 units the shift is ``255 * P (alpha * lambda / 255^2) = P (alpha *
-lambda / 255)``. :class:`Stats` keeps ``lambda`` of the raw 0-255 values."""
+and training stuck at chance). The reference implementations (Facebook's fb.resnet.torch, 2016:
+lambda = 0.2175, 0.0188, 0.0045 from a random subset of ImageNet; the paper gives none) take the
+covariance of pixel values in [0, 1], which makes the shift a few grey levels:
+``lambda_[0,1] = lambda / 255^2``, and back in 0-255 units the shift is
+``255 * P (alpha * lambda / 255^2) = P (alpha * lambda / 255)``. :class:`Stats` keeps
+``lambda`` of the raw 0-255 values."""
 
 
 def train_transform(
