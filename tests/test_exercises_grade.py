@@ -1,9 +1,10 @@
 """Grading student copies: the sandboxed runner (on a toy package) and the grader (on releases).
 
 The first part runs :func:`minialexnet.exercises.sandbox.run_tests` on a toy ``minialexnet``
-built in ``tmp_path`` (no NumPy, each run well under a second): per-test results, the
-pristine reference copy, a package that is not the student's, an exception or an endless
-loop at import, a hang (the whole process group is killed), a flood of output, a crash.
+built in ``tmp_path`` (each run about a second): per-test results, the judge's own
+(instructor's) package, a package that is not the student's, an exception or an endless
+loop at import, a hang (everything the worker started is killed), a flood of output, a
+crash. The attacks on the grader are in ``tests/test_exercises_isolation.py``.
 The second part releases the real package and grades it, with the planted mistakes of
 the issue.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import textwrap
 import time
@@ -31,24 +33,33 @@ from minialexnet.exercises.grade import (
     to_gradescope,
 )
 from minialexnet.exercises.sandbox import copy_reference_package, run_tests
+from minialexnet.exercises.scoring import GradedTest, score
 
 # -------------------------------------------------------------------------- the toy package
 
 TOY_TESTS = """
-import minialexnet
+import importlib
+import sys
+
 from helpers import FIVE
 
 
+def student():
+    # what tests/exercises/exercise_support.student_module does: the worker's proxy
+    client = getattr(sys.modules.get("_minialexnet_sandbox_plugin"), "CLIENT", None)
+    return client.module("minialexnet") if client else importlib.import_module("minialexnet")
+
+
 def test_add(offset):
-    assert minialexnet.add(2, 3 + offset) == FIVE, "add(2, 3) should be 5"
+    assert student().add(2, 3 + offset) == FIVE, "add(2, 3) should be 5"
 
 
 class TestReference:
     def test_reference_is_the_instructors(self):
-        import minialexnet_reference
+        import minialexnet  # in the judge: the instructor's package, never the student's
 
-        assert "student" not in minialexnet_reference.__file__
-        assert minialexnet_reference.add(2, 3) == 5
+        assert "student" not in minialexnet.__file__
+        assert minialexnet.add(2, 3) == 5
 """
 
 
@@ -129,7 +140,7 @@ def test_sandbox_uses_the_instructors_tests_and_reference_not_the_students(toy):
 def test_sandbox_refuses_a_package_that_is_not_the_students(toy):
     # the student's folder has no minialexnet: the installed one must not be graded instead
     result = _run(toy)
-    assert result.problem is not None and "not from the student's copy" in result.problem
+    assert result.problem is not None and "no minialexnet package" in result.problem
     assert not result.passed and all(t.outcome == "error" for t in result.tests)
 
 
@@ -157,17 +168,17 @@ def _gone(pid: int, within: float = 5.0) -> bool:
 
 
 @pytest.mark.skipif(os.name != "posix", reason="process groups are POSIX")
-def test_sandbox_time_limit_kills_the_whole_process_group(toy, tmp_path):
-    pid_file = tmp_path / "child.pid"
+def test_sandbox_time_limit_kills_everything_the_worker_started(toy, tmp_path):
     _student(
         toy,
-        f"""
+        """
         import subprocess, sys
 
 
         def add(a, b):
             child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-            open({str(pid_file)!r}, "w").write(str(child.pid))
+            sys.stderr.write(f"CHILD {child.pid}\\n")
+            sys.stderr.flush()
             while True:
                 pass
         """,
@@ -177,7 +188,8 @@ def test_sandbox_time_limit_kills_the_whole_process_group(toy, tmp_path):
     assert time.monotonic() - start < 3 + 10
     assert result.timed_out and result.returncode is None and not result.passed
     assert "time limit of 3 s reached in tests/exercises/test_add.py::test_add" in result.problem
-    assert _gone(int(pid_file.read_text())), "the tests' own child process survived the kill"
+    pid = int(result.worker_output.split("CHILD ")[1].split()[0])
+    assert _gone(pid), "the student's own child process survived the kill"
 
 
 def test_sandbox_endless_loop_at_import(toy):
@@ -201,15 +213,18 @@ def test_sandbox_keeps_only_the_head_of_a_flood_of_output(toy):
     )
     result = _run(toy, output_limit=4096)
     assert result.passed
-    assert result.output_bytes > 10_000_000
-    assert len(result.output) < 4096 + 200 and "output cut" in result.output
+    # the worker's output is kept apart from the judge's (and never shown in a grade)
+    assert result.worker_output_bytes > 10_000_000 and "x" * 100 not in result.output
+    assert len(result.worker_output) <= 4096
 
 
 def test_sandbox_crash_is_a_problem(toy):
     _student(toy, "import os\n\n\ndef add(a, b):\n    os._exit(3)\n")
     result = _run(toy)
-    assert not result.passed and result.returncode == 3
-    assert "pytest exited with status 3" in result.problem
+    # the worker died: the test that was running fails, the judge reports it
+    assert not result.passed and result.problem is None
+    failed = {t.nodeid.rpartition("::")[2]: t for t in result.failures}
+    assert "the process running the student's code ended" in failed["test_add"].message
 
 
 def test_sandbox_checks_its_arguments(toy):
@@ -243,7 +258,7 @@ HANDED_OUT = [
     "sgd_momentum",
     "tower_exchange",
 ]
-LOOP_TIMEOUT = 3.0  # seconds: the limit in the tests of endless loops
+LOOP_TIMEOUT = 6.0  # seconds: the limit in the tests of endless loops (a run takes ~2 s)
 
 
 @pytest.fixture(scope="module")
@@ -287,17 +302,62 @@ def test_the_reference_scores_full_marks(root):
     assert "total" in report.table() and f"{report.score}/{report.max_score}" in report.table()
 
 
+def _student_facing(text: str) -> None:
+    """``text`` shows the student's own exceptions and no folder of the grader's."""
+    assert "StudentError" not in text, text[:2000]
+    for internal in ("minialexnet-worker-", "minialexnet-graded-", "minialexnet-judge-"):
+        assert internal not in text, text[:2000]
+    assert "minialexnet/exercises/remote.py" not in text, text[:2000]
+
+
 @pytest.mark.slow
 def test_a_fresh_release_scores_zero_for_the_handed_out_exercises_only(root, handout):
-    report = grade(handout, root=root)
+    report = grade(handout, root=root)  # no manifest: every exercise of the catalogue
     assert len(report.exercises) == len(read_catalogue(root=root).exercises)
     for e in report.exercises:
         if e.name in HANDED_OUT:
             assert e.score == 0 and e.passed == 0 and e.failed > 0, e
+            # the student's own exception, without the grader's wrapper around it
             assert f"NotImplementedError: {e.name}:" in e.output, e.output
+            assert e.reason.startswith(f"NotImplementedError: {e.name}:"), e.reason
+            assert all(t.message.startswith("NotImplementedError: ") for t in e.tests), e
+            _student_facing(e.output + e.reason + "".join(t.details for t in e.tests))
         else:
             assert e.score == e.max_score and e.failed == 0, e.output
     assert report.score == report.max_score - sum(report[n].max_score for n in HANDED_OUT)
+    table = report.table()
+    row = next(line for line in table.splitlines() if line.startswith("lrn_forward "))
+    assert row.split()[1:4] == ["0/10", "NotImplementedError:", "lrn_forward:"], row
+    _student_facing(table)
+    results = to_gradescope(report)
+    _student_facing(json.dumps(results))
+
+
+@pytest.mark.slow
+def test_a_blank_handout_graded_as_release_says_scores_zero_of_the_points_handed_out(
+    root, tmp_path, capsys
+):
+    """The issue's 50/100: `release` prints the grade command; it grades what was handed out."""
+    only = ["lrn_forward", "maxpool2d_backward", "sgd_momentum"]
+    out = tmp_path / "handout"
+    assert exercises_main(["release", "--only", ",".join(only), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    handed_out = sum(read_catalogue(root=root).get(n).points for n in only)
+    assert f"handed out ({handed_out} points)" in printed
+    line = next(x for x in printed.splitlines() if "minialexnet.exercises grade DIR" in x)
+    command = shlex.split(line.replace("DIR", shlex.quote(str(out))))
+    assert command[:3] == ["python", "-m", "minialexnet.exercises"]
+    results = tmp_path / "results.json"
+    assert exercises_main([*command[3:], "--json", str(results)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.rstrip().splitlines()[-1].split() == ["total", f"0/{handed_out}"]
+    assert [row.split()[0] for row in captured.out.splitlines()[1:-1]] == only
+    data = json.loads(results.read_text())
+    assert (data["score"], data["max_score"]) == (0, handed_out)
+    assert data["extra_data"]["release"]["exercises"] == only
+    assert sum(t["max_score"] for t in data["tests"]) == handed_out
+    assert all(t["score"] == 0 and t["status"] == "failed" for t in data["tests"])
+    _student_facing(json.dumps(data) + captured.out)
 
 
 PLANTED = [
@@ -352,11 +412,23 @@ def test_a_planted_mistake_loses_exactly_that_exercises_points(
     student = _copy(solved / "minialexnet", tmp_path / "student" / "minialexnet").parent
     _plant(student, rel, old, new)
     report = grade(student, [broken, *intact], root=root)
-    assert report[broken].score == 0 and report[broken].failed > 0, report.table()
-    assert "NotImplementedError" not in report[broken].output
+    lost = report[broken]
+    # proportional scoring (the default): a real mistake fails most of the exercise's
+    # tests, so it keeps less than half of the points; all-or-nothing would give it 0
+    assert lost.scoring == "proportional" and lost.failed > 0, report.table()
+    assert lost.score < lost.max_score / 2, report.table()
+    assert lost.score == round(lost.max_score * lost.passed / (lost.passed + lost.failed), 2)
+    assert score(lost.max_score, "all", lost.tests, lost.problem) == 0
+    assert "NotImplementedError" not in lost.output
+    if lost.passed:
+        assert f"{lost.passed} of {lost.passed + lost.failed} passed; " in report.table()
+    # every failing test is named in the feedback, hidden ones by number only
+    for test in lost.tests:
+        if test.failed:
+            assert f"  {test.name}: " in lost.output, test.name
     for name in intact:
         assert report[name].score == report[name].max_score, report[name].output
-    assert report.score == report.max_score - report[broken].max_score
+    assert report.score == report.max_score - (lost.max_score - lost.score)
 
 
 def test_an_endless_loop_fails_with_a_reason_within_the_time_limit(root, solved, tmp_path):
@@ -391,7 +463,17 @@ def test_an_exception_at_import_fails_with_a_reason_and_the_json_says_so(
     for test in data["tests"]:
         assert test["score"] == 0 and test["status"] == "failed"
         assert "RuntimeError: planted at import" in test["output"]
-        assert "pool.py" in test["output"]  # where it was raised
+        assert "minialexnet/functional/pool.py:" in test["output"]  # where it was raised
+        _student_facing(test["output"])
+    # raised while the package itself imports: the path is in the student's folder, not
+    # in the grader's copy of it
+    init = student / "minialexnet" / "__init__.py"
+    init.write_text(init.read_text() + "\nraise RuntimeError('planted in __init__')\n")
+    broken = grade(student, ["dropout"], root=root)["dropout"]
+    assert broken.score == 0 and broken.problem is not None, broken
+    assert "importing the student's minialexnet failed: RuntimeError: planted in" in broken.reason
+    assert f"(at {student}/minialexnet/__init__.py:" in broken.reason, broken.reason
+    _student_facing(broken.output + broken.reason)
 
 
 FORCE_PASS = """
@@ -438,44 +520,75 @@ def test_check_explains_a_stub_and_a_planted_mistake(root, handout, solved, tmp_
     assert not result.passed and text.startswith("conv2d_backward: ")
     assert "dx (gradient of the input): relative error" in text
     assert "Not implemented yet" not in text
-    # without minialexnet_reference a self-check takes caches from the copy's own code,
-    # so conv2d_forward's cache test would fail here too; an unrelated exercise passes
+    # this copy hands out dropout only, so it holds no recorded reference calls of the
+    # conv2d tests: a self-check takes their caches from the copy's own (planted) code,
+    # and conv2d_forward's cache test would fail here too; an unrelated exercise passes
     exercise, result = check("maxpool2d_forward", student, timeout=60)
     assert result.passed and explain(exercise, result).startswith("maxpool2d_forward: all ")
 
 
 def test_gradescope_results_format():
+    failing = GradedTest("test_dx[3x3]", False, "failed", "AssertionError: dx", "E  dx", "t::x")
+    hidden = GradedTest("a hidden test 1", True, "failed", "AssertionError: dw", "", "h::y")
+    b_tests = (GradedTest("test_db", False, "passed"), failing, hidden)
     report = GradeReport(
         Path("alice"),
         (
             ExerciseGrade("a", "Exercise A", 10, 10, 5, 0, "", "A: 5 passed", 1.25),
-            ExerciseGrade("b", "Exercise B", 15, 0, 1, 2, "AssertionError: dx", "B: FAILED", 0.5),
+            ExerciseGrade(
+                "b",
+                "Exercise B",
+                15,
+                5,
+                1,
+                2,
+                "AssertionError: dx [test_dx[3x3]]",
+                "B: FAILED",
+                0.5,
+                tests=b_tests,
+                scoring="proportional",
+            ),  # fmt: skip
+            ExerciseGrade("c", "Exercise C", 5, 0, 0, 3, "NotImplementedError: c", "C", 0.25),
         ),
         seconds=2.04,
     )
     data = json.loads(json.dumps(to_gradescope(report)))
-    assert data["score"] == 10 and data["max_score"] == 25
-    assert data["execution_time"] == 2.0 and "10/25" in data["output"]
-    assert data["tests"] == [
-        {
-            "name": "a: Exercise A",
-            "score": 10,
-            "max_score": 10,
-            "status": "passed",
-            "output": "A: 5 passed",
-        },
-        {
-            "name": "b: Exercise B",
-            "score": 0,
-            "max_score": 15,
-            "status": "failed",
-            "output": "B: FAILED",
-        },
-    ]
+    assert (data["score"], data["max_score"]) == (15, 30)
+    assert data["execution_time"] == 2.0 and data["output"].startswith("15/30 points")
+    assert data["visibility"] == "visible" and data["stdout_visibility"] == "hidden"
+    assert data["extra_data"] == {"max_score": 30}  # no manifest, no notes
+    keys = {"name", "number", "score", "max_score", "status", "output", "tags", "visibility"}
+    assert all(set(t) == keys for t in data["tests"]), data["tests"]
+    by_number = {t["number"]: t for t in data["tests"]}
+    assert sorted(by_number) == ["1.1", "2.1", "2.2", "3.1"]
+    a, b, b_hidden, c = (by_number[n] for n in ("1.1", "2.1", "2.2", "3.1"))
+    assert (a["name"], a["score"], a["max_score"], a["status"]) == (
+        "a: Exercise A",
+        10,
+        10,
+        "passed",
+    )
+    assert a["output"] == "A: 5 passed\n\nScoring: all tests must pass."  # an old-style grade
+    assert (a["tags"], a["visibility"]) == (["a"], "visible")
+    assert (b["score"], b["max_score"], b["status"], b["tags"]) == (5, 15, "failed", ["b"])
+    assert (
+        "test_dx[3x3]: AssertionError: dx" in b["output"]
+        and "AssertionError: dw" not in b["output"]
+    )
+    assert "Hidden tests: 0 of 1 passed" in b["output"]
+    assert b["output"].endswith("Scoring: share of tests passed.")
+    assert (b_hidden["name"], b_hidden["score"], b_hidden["max_score"]) == ("b: hidden tests", 0, 0)
+    assert (b_hidden["tags"], b_hidden["visibility"]) == (["b", "hidden"], "after_published")
+    assert "a hidden test 1: AssertionError: dw" in b_hidden["output"]
+    assert (c["score"], c["max_score"], c["status"]) == (0, 5, "failed")
+    visible = to_gradescope(report, hidden_visibility="visible")["tests"]
+    assert [t["visibility"] for t in visible] == ["visible"] * 4
     table = report.table()
+    assert table.splitlines()[0].split() == ["exercise", "points", "first", "failure"]
     assert "\na           10/10  ok: 5 tests passed (1.2 s)\n" in table
-    assert "\nb            0/15  AssertionError: dx\n" in table
-    assert table.endswith("\ntotal       10/25")
+    assert "\nb            5/15  1 of 3 passed; AssertionError: dx [test_dx[3x3]]\n" in table
+    assert "\nc             0/5  NotImplementedError: c\n" in table
+    assert table.endswith("\ntotal       15/30")
 
 
 def test_bad_arguments_are_refused_clearly(root, handout, tmp_path, capsys):

@@ -7,8 +7,10 @@ grading tests themselves run on the reference package in ``tests/exercises/``.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -27,6 +29,8 @@ from minialexnet.exercises.catalogue import (
     select,
     split_spec,
 )
+from minialexnet.exercises.loop_reference import stubbed_names
+from minialexnet.exercises.manifest import MANIFEST_NAME, read_manifest
 from minialexnet.exercises.regions import (
     BEGIN,
     END,
@@ -36,10 +40,11 @@ from minialexnet.exercises.regions import (
     replace_regions,
     strip_markers,
 )
-from minialexnet.exercises.release import ReleaseError, release
+from minialexnet.exercises.release import ReleaseError, manifest_path, release
 
 ROOT = repo_root()
 CATALOGUE = read_catalogue()
+LOOPS = "minialexnet/functional/reference.py"
 NAMES = CATALOGUE.names()
 
 
@@ -461,6 +466,56 @@ def test_the_student_package_runs_around_the_missing_pieces(partial_release):
     assert "raised: lrn_forward: compute the denominator" in done.stdout
 
 
+def test_a_release_writes_its_manifest_into_the_copy_and_beside_it(partial_release):
+    inside = read_manifest(partial_release / MANIFEST_NAME)
+    mine = read_manifest(manifest_path(partial_release))
+    assert manifest_path(partial_release) == partial_release.with_name("two.release.json")
+    assert inside == mine and mine.names == ["conv2d_backward", "lrn_forward"]
+    assert mine.total == 20 and [ex.points for ex in mine.exercises] == [10, 10]
+    assert "tests/exercises/hidden/test_conv2d_backward_hidden.py" in mine.files
+    assert (
+        mine.files[CATALOGUE_FILE]
+        == hashlib.sha256((ROOT / CATALOGUE_FILE).read_bytes()).hexdigest()
+    )
+
+
+def test_a_release_leaves_out_the_loop_versions_of_the_operations_handed_out(partial_release):
+    text = (partial_release / LOOPS).read_text(encoding="utf-8")
+    assert stubbed_names(text) == ["conv2d_backward_loops", "lrn_loops"]
+    original = (ROOT / LOOPS).read_text(encoding="utf-8")
+    for kept in (
+        "conv2d_loops",
+        "maxpool2d_loops",
+        "maxpool2d_backward_loops",
+        "lrn_backward_loops",
+    ):
+        assert ast.get_source_segment(text, _function(text, kept)) == ast.get_source_segment(
+            original, _function(original, kept)
+        ), kept
+    assert "conv2d_backward_loops" in (partial_release / "EXERCISES.md").read_text()
+    # the package and what imports the loop versions (the tutorials) still import;
+    # calling one that is left out says why
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from minialexnet.functional.reference import *
+        from minialexnet.functional.reference import conv2d_backward_loops, lrn_loops
+        assert maxpool2d_loops(np.ones((1, 1, 3, 3)), 2, 1).shape == (1, 1, 2, 2)
+        try:
+            lrn_loops(np.ones((1, 3, 2, 2)))
+        except NotImplementedError as exc:
+            print("raised:", exc)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(partial_release), "OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+        cwd=partial_release,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "raised: lrn_loops is left out of this student copy" in done.stdout
+
+
 def test_release_refuses_bad_names_and_occupied_folders(tmp_path, capsys):
     with pytest.raises(ReleaseError, match=r"unknown exercise lrm; the catalogue has: conv2d"):
         release(["lrm"], tmp_path / "x")
@@ -487,6 +542,17 @@ def test_release_command_with_force_replaces_the_folder(tmp_path, capsys):
     assert main(["release", "--only", "sgd_momentum", "--out", str(out), "--force"]) == 0
     printed = capsys.readouterr().out
     assert "handed out (10 points): sgd_momentum" in printed
+    manifest = manifest_path(out)
+    assert f"grade DIR --release {manifest}" in printed
+    assert f"autograder --release {manifest} --out autograder.zip" in printed
+    assert read_manifest(manifest).names == ["sgd_momentum"]
+    # the manifest beside the folder is replaced with it, and only with --force
+    assert main(["release", "--only", "dropout", "--out", str(out), "--force"]) == 0
+    assert read_manifest(manifest).names == ["dropout"]
+    shutil.rmtree(out)
+    assert main(["release", "--only", "dropout", "--out", str(out)]) == 2
+    assert "release manifest of --out" in capsys.readouterr().err
+    assert main(["release", "--only", "sgd_momentum", "--out", str(out), "--force"]) == 0
     assert not (out / "old.txt").exists()
     assert 'NotImplementedError("sgd_momentum: ' in (out / "minialexnet/optim.py").read_text()
     assert main(["list", "--catalogue", str(out / CATALOGUE_FILE)]) == 0

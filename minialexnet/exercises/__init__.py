@@ -13,7 +13,11 @@ functions holding its regions, the tests that grade it and its points.
 Modules: :mod:`.regions` (find and replace marked regions in source and
 notebooks), :mod:`.catalogue` (read and check the catalogue), :mod:`.release`
 (write a student copy), :mod:`.grade` (grade one in a sandboxed process:
-``from minialexnet.exercises.grade import grade``).
+``from minialexnet.exercises.grade import grade``). Grading separates computing from
+judging (:mod:`.sandbox`): the tests run in a *judge* process with the instructor's
+package, the student's code in a confined *worker* process (:mod:`._worker`, owned by
+:mod:`._keeper`) that the tests call through proxies (:mod:`.remote`, over
+:mod:`.wire`); :mod:`.fixtures` records reference calls for a copy's self-checks.
 See ``docs/instructors.md`` for the workflow.
 """
 

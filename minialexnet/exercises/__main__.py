@@ -2,8 +2,11 @@
 
     list                                  the catalogue: exercises, points, tests
     release [--only a,b] --out DIR [--force]
-                                          write a student copy with those exercises taken out
-    grade DIR [...]                       grade a student copy (see ``grade --help``)
+                                          write a student copy with those exercises taken out,
+                                          and its release manifest DIR.release.json beside it
+    grade DIR --release MANIFEST [...]    grade a student copy (see ``grade --help``)
+    autograder --release MANIFEST --out ZIP
+                                          the Gradescope autograder zip for that release
     check NAME [...]                      inside a student copy: run an exercise's tests
 
 ``grade`` and ``check`` hand everything after their name to
@@ -14,6 +17,7 @@ which parse it and return the exit status.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +28,8 @@ _EPILOG = """\
 examples:
   python -m minialexnet.exercises list
   python -m minialexnet.exercises release --only conv2d_backward,lrn --out handout
-  python -m minialexnet.exercises grade submissions/alice --json results.json
+  python -m minialexnet.exercises grade submissions/alice --release handout.release.json
+  python -m minialexnet.exercises autograder --release handout.release.json --out autograder.zip
   python -m minialexnet.exercises check lrn_forward      (inside a student copy)
 """
 
@@ -62,6 +67,37 @@ def _parser() -> argparse.ArgumentParser:
     p_rel.add_argument("--force", action="store_true", help="replace DIR if it is not empty")
     p_rel.add_argument("--root", type=Path, help="the instructor's checkout (default: this one)")
 
+    p_auto = sub.add_parser("autograder", help="build the Gradescope autograder zip for a release")
+    p_auto.add_argument(
+        "--release",
+        type=Path,
+        required=True,
+        metavar="MANIFEST",
+        help="the release manifest (OUT.release.json, written by release)",
+    )
+    p_auto.add_argument(
+        "--out", type=Path, default=Path("autograder.zip"), metavar="ZIP", help="the zip to write"
+    )
+    p_auto.add_argument("--root", type=Path, help="the instructor's checkout (default: this one)")
+    p_auto.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="seconds each exercise's tests may run on Gradescope (default 120)",
+    )
+    p_auto.add_argument(
+        "--hidden-visibility",
+        choices=("visible", "after_published", "after_due_date", "hidden"),
+        default="after_published",
+        help="Gradescope visibility of the hidden tests' messages (default after_published)",
+    )
+    p_auto.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="build even when the checkout's tests changed since the release",
+    )
+
     for name, text in (
         ("grade", "grade a student copy (grade DIR --help for the options)"),
         ("check", "inside a student copy: run an exercise's tests and explain failures"),
@@ -78,7 +114,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from .release import ReleaseError, release
+    from .manifest import read_manifest
+    from .release import ReleaseError, manifest_path, release
 
     try:
         out = release(args.only, args.out, args.root, force=args.force)
@@ -86,15 +123,43 @@ def _release(args: argparse.Namespace) -> int:
         print(f"release: {exc}", file=sys.stderr)
         return 2
     catalogue = read_catalogue(root=out)
-    released = catalogue.released or ()
-    kept = [n for n in catalogue.names() if n not in released]
-    points = sum(catalogue.get(n).points for n in released)
+    manifest = read_manifest(manifest_path(out))
+    kept = [n for n in catalogue.names() if n not in manifest.names]
+    left_out = [spec.partition("::")[2] for ex in manifest.exercises for spec in ex.left_out]
+    here = shlex.quote(str(manifest.path))
     print(f"wrote a student copy to {out}")
-    print(f"  handed out ({points} points): {', '.join(released)}")
+    print(f"  handed out ({manifest.total} points): {', '.join(manifest.names)}")
     if kept:
         print(f"  reference code kept: {', '.join(kept)}")
+    if left_out:
+        print(f"  loop versions left out: {', '.join(left_out)}")
+    print(f"  the release manifest (keep it; the copy holds one too): {manifest.path}")
     print(f"  students: pip install -e {out}, then python -m minialexnet.exercises check NAME")
-    print("  grade a returned copy: python -m minialexnet.exercises grade DIR")
+    print("  grade a returned copy DIR:")
+    print(f"    python -m minialexnet.exercises grade DIR --release {here}")
+    print("  the Gradescope autograder:")
+    print(f"    python -m minialexnet.exercises autograder --release {here} --out autograder.zip")
+    return 0
+
+
+def _autograder(args: argparse.Namespace) -> int:
+    from .autograder import AutograderError, build_autograder
+
+    try:
+        if not args.timeout > 0:
+            raise AutograderError(f"--timeout must be > 0 seconds, got {args.timeout:g}")
+        zip_path = build_autograder(
+            args.release,
+            args.out,
+            args.root,
+            timeout=args.timeout,
+            hidden_visibility=args.hidden_visibility,
+            accept_changes=args.accept_changes,
+        )
+    except AutograderError as exc:
+        print(f"autograder: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {zip_path}: upload it as the assignment's autograder on Gradescope")
     return 0
 
 
@@ -115,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "list":
             return _list(args)
+        if args.command == "autograder":
+            return _autograder(args)
         return _release(args)  # grade and check never get here: see above
     except CatalogueError as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)

@@ -1,20 +1,26 @@
-"""The pytest plugin that the grader's sandbox loads into every graded run.
+"""The pytest plugin that the grader's sandbox loads into every graded run (the judge).
 
-It is copied, as a plain file, next to the copied tests and loaded with ``-p``: it never
-imports anything from the package under test except the package itself, which is what
-it checks. Configured by environment variables (set by :mod:`minialexnet.exercises.sandbox`):
+It is copied, as a plain file, next to the copied tests and loaded with ``-p``.
+Configured by environment variables (set by :mod:`minialexnet.exercises.sandbox`):
 
-* ``MINIALEXNET_SANDBOX_PACKAGE``: the package that must come from the student's copy
-  (``minialexnet``);
-* ``MINIALEXNET_SANDBOX_STUDENT``: the folder holding the copy of the student's package;
-  the package's ``__file__`` must be inside it (``MINIALEXNET_SANDBOX_SHOWN``: the
-  student's own folder, named in messages);
+* ``MINIALEXNET_SANDBOX_MODE``: ``judge`` (grading: the student's code runs in the worker,
+  reached through the channel below) or ``local`` (a self-check: the package under test
+  is imported here, as it is);
+* ``MINIALEXNET_SANDBOX_CHANNEL``: ``IN,OUT``, the judge's descriptors of the channel
+  (replies from the worker, requests to it), in judge mode;
+* ``MINIALEXNET_SANDBOX_PACKAGE``: the package under test (``minialexnet``);
+* ``MINIALEXNET_SANDBOX_STUDENT``: in local mode, the folder the package must come from
+  (``MINIALEXNET_SANDBOX_SHOWN``: the student's own folder, named in messages);
 * ``MINIALEXNET_SANDBOX_STATUS``: a file this plugin writes as the run goes: first
   ``importing <package>``, then ``running <test id>`` before each test, and finally, when
   the package could not be imported or came from elsewhere, ``problem <reason>``. The
   grader reads it to say where a run that timed out or crashed was.
 
-When the package fails the check, every test fails in its setup with the reason.
+In judge mode it creates :data:`CLIENT` (a :class:`minialexnet.exercises.remote.Client`),
+which ``exercise_support.student_module`` uses, waits for the worker's greeting (the
+student's package imported, or why not), and after each test makes the worker forget the
+objects of that test. When the package fails its check, every test fails in its setup
+with the reason.
 """
 
 from __future__ import annotations
@@ -23,10 +29,13 @@ import importlib
 import os
 import traceback
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 _PROBLEM: str | None = None
+CLIENT: Any = None
+"""The channel to the worker (judge mode), else None."""
 
 
 def _status(line: str) -> None:
@@ -42,12 +51,10 @@ def _where(exc: BaseException) -> str:
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
-def _check_package() -> str | None:
+def _check_local(package: str) -> str | None:
     """None when the package imports from the student's folder, else why not."""
-    package = os.environ.get("MINIALEXNET_SANDBOX_PACKAGE", "minialexnet")
     student = Path(os.environ.get("MINIALEXNET_SANDBOX_STUDENT", ".")).resolve()
     shown = os.environ.get("MINIALEXNET_SANDBOX_SHOWN", str(student))
-    _status(f"importing {package}")
     try:
         module = importlib.import_module(package)
     except BaseException as exc:  # noqa: BLE001 - SystemExit at import is the student's too
@@ -65,11 +72,29 @@ def _check_package() -> str | None:
     return None
 
 
+def _connect() -> str | None:
+    """Open the channel to the worker and wait for its greeting."""
+    global CLIENT
+    from minialexnet.exercises.remote import Client, StudentError  # the instructor's
+
+    fd_in, fd_out = (int(v) for v in os.environ["MINIALEXNET_SANDBOX_CHANNEL"].split(","))
+    CLIENT = Client(fd_in, fd_out)
+    try:
+        return CLIENT.hello()
+    except StudentError as exc:
+        return f"the process for the student's code did not start: {exc}"
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: object, args: list) -> None:
-    """Import the package under test once, before the conftests do, and remember what failed."""
+    """Import the package under test (or meet the worker) before the conftests load."""
     global _PROBLEM
-    _PROBLEM = _check_package()
+    package = os.environ.get("MINIALEXNET_SANDBOX_PACKAGE", "minialexnet")
+    _status(f"importing {package}")
+    if os.environ.get("MINIALEXNET_SANDBOX_MODE") == "judge":
+        _PROBLEM = _connect()
+    else:
+        _PROBLEM = _check_local(package)
     _status("ok" if _PROBLEM is None else f"problem {_PROBLEM}")
 
 
@@ -80,6 +105,14 @@ def pytest_runtest_logstart(nodeid: str, location: tuple) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Fail every test with the reason when the package under test is not the student's."""
+    """Fail every test with the reason when the package under test is not usable."""
     if _PROBLEM is not None:
         pytest.fail(_PROBLEM, pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """After each test (its fixtures' teardown included) the worker forgets its objects."""
+    yield
+    if CLIENT is not None and _PROBLEM is None:
+        CLIENT.reset()

@@ -7,11 +7,15 @@ with them, the message of the stub that replaces them, the grading tests
 points. Paths are relative to the repository root: the instructor's checkout,
 or a student copy written by :func:`minialexnet.exercises.release.release`
 (whose catalogue has a ``[release]`` table naming the exercises handed out,
-and no hidden tests).
+and no hidden tests). The grading tests draw their random inputs through
+``tests/exercises/exercise_support.py`` (``rand``, ``distinct``, ``generator``), so
+that grading can draw other ones than the shipped tests' recorded inputs (the
+grading salt: :func:`minialexnet.exercises.grade.release_salt`).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -28,6 +32,7 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = [
     "CATALOGUE_FILE",
+    "SCORING",
     "Catalogue",
     "CatalogueError",
     "Exercise",
@@ -40,12 +45,28 @@ __all__ = [
     "repo_root",
     "select",
     "split_spec",
+    "top_level_functions",
 ]
 
 CATALOGUE_FILE = "minialexnet/exercises/catalogue.toml"
 """Where the catalogue lives, relative to the repository root."""
 
-_FIELDS = ("name", "title", "points", "regions", "tutorials", "todo", "tests", "hidden")
+_FIELDS = (
+    "name",
+    "title",
+    "points",
+    "regions",
+    "tutorials",
+    "todo",
+    "tests",
+    "hidden",
+    "scoring",
+    "loop_reference",
+    "allow_loop_reference",
+)
+
+SCORING = ("proportional", "all")
+"""The ways an exercise is scored: its points x the share of tests passed, or all or nothing."""
 
 
 class CatalogueError(ValueError):
@@ -64,6 +85,14 @@ class Exercise:
     todo: str
     tests: tuple[str, ...]
     hidden: tuple[str, ...] = ()
+    scoring: str = "proportional"
+    loop_reference: tuple[str, ...] = ()
+    allow_loop_reference: bool = False
+
+    @property
+    def left_out(self) -> tuple[str, ...]:
+        """The loop versions a copy handing this exercise out replaces by stubs."""
+        return () if self.allow_loop_reference else self.loop_reference
 
     @property
     def message(self) -> str:
@@ -187,6 +216,16 @@ def _exercise(raw: Any, index: int, problems: list[str]) -> Exercise | None:
     for spec in regions:
         if split_spec(spec)[1] is None:
             problems.append(f"{where}: region {spec!r} must be 'path::qualname'")
+    scoring = raw.get("scoring", "proportional")
+    if scoring not in SCORING:
+        problems.append(f"{where}: scoring must be one of {list(SCORING)}, got {scoring!r}")
+    loops = _strings(raw.get("loop_reference", []), f"{where}: loop_reference", problems)
+    for spec in loops:
+        if split_spec(spec)[1] is None or not split_spec(spec)[0].endswith(".py"):
+            problems.append(f"{where}: loop_reference {spec!r} must be 'path.py::function'")
+    allow = raw.get("allow_loop_reference", False)
+    if not isinstance(allow, bool):
+        problems.append(f"{where}: allow_loop_reference must be true or false, got {allow!r}")
     return Exercise(
         name=name,
         title=str(raw.get("title", "")),
@@ -196,6 +235,9 @@ def _exercise(raw: Any, index: int, problems: list[str]) -> Exercise | None:
         todo=str(raw.get("todo", "")),
         tests=tests,
         hidden=hidden,
+        scoring=scoring if scoring in SCORING else "proportional",
+        loop_reference=loops,
+        allow_loop_reference=allow is True,
     )
 
 
@@ -243,6 +285,29 @@ def _validate_files(catalogue: Catalogue, problems: list[str]) -> None:
     for rel in catalogue.support:
         if not (root / rel).is_file():
             problems.append(f"[catalogue] support file {rel} does not exist")
+    functions: dict[str, set[str] | None] = {}
+    for ex in catalogue.exercises:
+        for spec in ex.loop_reference:
+            rel, name = split_spec(spec)
+            if rel not in functions:
+                functions[rel] = top_level_functions(root / rel)
+            found = functions[rel]
+            if found is None:
+                problems.append(f"exercise {ex.name!r}: loop_reference file {rel} does not exist")
+            elif name not in found:
+                problems.append(
+                    f"exercise {ex.name!r}: no function {name} at the top level of {rel} "
+                    f"(loop_reference); it has {sorted(found)}"
+                )
+
+
+def top_level_functions(path: Path) -> set[str] | None:
+    """The names of the functions defined at the top level of the file ``path`` (None: no file)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, SyntaxError):
+        return None
+    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
 
 
 def _validate_regions(catalogue: Catalogue, problems: list[str]) -> None:
@@ -436,6 +501,9 @@ def dumps_catalogue(catalogue: Catalogue, header: str = "") -> str:
             f"todo = {_toml_str(ex.todo)}",
             f"tests = {_toml_list(ex.tests)}",
             f"hidden = {_toml_list(ex.hidden)}",
+            f"scoring = {_toml_str(ex.scoring)}",
+            f"loop_reference = {_toml_list(ex.loop_reference)}",
+            f"allow_loop_reference = {'true' if ex.allow_loop_reference else 'false'}",
         ]
     return "\n".join(lines) + "\n"
 
@@ -465,6 +533,9 @@ def format_table(catalogue: Catalogue, verbose: bool = False) -> str:
             out += [f"{pad}tutorial  {spec}" for spec in ex.tutorials]
             out += [f"{pad}test      {t}" for t in ex.tests]
             out += [f"{pad}hidden    {t}" for t in ex.hidden]
+            out.append(f"{pad}scoring   {ex.scoring}")
+            allowed = " (allowed: shipped)" if ex.allow_loop_reference else ""
+            out += [f"{pad}loops     {spec}{allowed}" for spec in ex.loop_reference]
             out.append(f"{pad}stub      {ex.message}")
     total = sum(ex.points for ex in catalogue.exercises)
     out.append(rule)

@@ -18,7 +18,25 @@ student needs to install the package and run the shipped tests (``pyproject.toml
 * leaves out the hidden tests and the instructors' material (``[catalogue]
   instructor_only``), and writes the catalogue with a ``[release]`` table naming
   the exercises handed out (that is how ``check`` knows it runs in a student copy);
-* adds ``EXERCISES.md``: what to implement, and how to check it.
+* replaces the loop versions of the operations handed out (the exercises'
+  ``loop_reference``, in ``minialexnet/functional/reference.py``) by stubs that say
+  why they are gone, unless the exercise sets ``allow_loop_reference``: calling
+  ``lrn_backward_loops`` would otherwise pass the vectorised ``lrn_backward``
+  (:mod:`minialexnet.exercises.loop_reference`);
+* records, on the instructor's package, every reference call (``ref.*``) that the
+  shipped tests of the exercises handed out make, into
+  ``tests/exercises/fixtures/reference_calls.npz`` (:mod:`minialexnet.exercises.fixtures`):
+  in the copy ``check lrn_backward`` takes its cache from that file, so it runs before
+  ``lrn_forward`` is written, and ``check lrn_forward`` compares with the recorded loop
+  version, which the copy leaves out;
+* checks that the instructor's package passes every test of the exercises handed out
+  (shipped and hidden) with the random inputs grading draws for this release (its
+  *grading salt*, from the manifest's digest: :func:`minialexnet.exercises.grade.release_salt`),
+  which are not the recorded ones; a test unlucky with them fails the release;
+* adds ``EXERCISES.md``: what to implement, and how to check it;
+* writes the release manifest (:mod:`minialexnet.exercises.manifest`) twice: into the
+  copy (``release.json``) and, for the instructor, beside it (``OUT.release.json``):
+  ``grade --release OUT.release.json`` grades exactly the exercises handed out.
 
 The copy is built in a temporary folder beside ``out`` and moved into place at
 the end, so a failed release leaves nothing half-written.
@@ -28,6 +46,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -44,9 +64,27 @@ from .catalogue import (
     select,
     split_spec,
 )
+from .fixtures import FIXTURE_FILE, RECORD_ENV, write_check_fixtures
+from .loop_reference import left_out_by_file, stub_functions
+from .manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    beside,
+    build_manifest,
+    grading_salt,
+    write_manifest,
+)
 from .regions import BEGIN, END, Region, replace_notebook_regions, replace_regions
+from .sandbox import GRADE_SALT_ENV
 
-__all__ = ["SHIPPED", "ReleaseError", "release", "marker_lines"]
+__all__ = [
+    "SHIPPED",
+    "FIXTURES",
+    "ReleaseError",
+    "release",
+    "manifest_path",
+    "marker_lines",
+]
 
 _TUTORIALS = "tutorials/"
 
@@ -62,6 +100,10 @@ SHIPPED = (
     "tutorials",
 )
 """What a student copy holds from the repository root (besides the shipped tests), if present."""
+
+FIXTURES = "tests/exercises/fixtures"
+"""Where a student copy holds the recorded reference calls of its shipped tests (beside
+``tests/exercises/conftest.py``, which replays them)."""
 
 _SKIP_NAMES = {"__pycache__", ".ipynb_checkpoints", ".DS_Store", ".pytest_cache"}
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
@@ -181,6 +223,11 @@ def _exercises_md(
         "explains what is wrong (shapes, which gradient, how far off). The grader runs the",
         "same tests and a few more, on its own copy of them.",
         "",
+        "The reference values and caches those tests compare with come from",
+        f"`{FIXTURES}/{FIXTURE_FILE}` (the reference's results, recorded for the",
+        "tests' own inputs), not from your code: you can check a backward before you have",
+        "written its forward.",
+        "",
         "| exercise | points | what to implement | where |",
         "|---|---|---|---|",
     ]
@@ -193,6 +240,16 @@ def _exercises_md(
     lines += ["", f"Total: {total} points."]
     if others:
         lines += ["", "Already implemented for you (reference code): " + ", ".join(others) + "."]
+    left_out = [split_spec(spec)[1] for ex in chosen for spec in ex.left_out]
+    if left_out:
+        names = ", ".join(f"`{name}`" for name in left_out)
+        lines += [
+            "",
+            f"Left out of this copy: {names} in `minialexnet/functional/reference.py`, the",
+            "slow loop versions of the operations you write (calling one raises and says why;",
+            "so do the tutorials' cells that compare with them). `check` compares with their",
+            "recorded results instead; the grader has its own copy.",
+        ]
     if your_turn:
         lines += [
             "",
@@ -224,6 +281,11 @@ def _check_out(out: Path, root: Path, force: bool) -> None:
     for top in (*SHIPPED, "tests"):
         if out_r.is_relative_to(root_r / top):
             raise ReleaseError(f"--out {out} lies inside {top}/ of the repository; pick another")
+    if beside(out).exists() and not force:
+        raise ReleaseError(
+            f"{beside(out)} (the release manifest of --out {out}) exists; choose a new folder "
+            "or pass --force to replace both"
+        )
     if out.exists():
         if not out.is_dir():
             raise ReleaseError(f"--out {out} exists and is not a folder")
@@ -251,7 +313,8 @@ def release(
         force: replace a non-empty ``out``.
 
     Returns:
-        ``out`` as an absolute path.
+        ``out`` as an absolute path. The release manifest is in ``out/release.json``
+        and, the instructor's copy, beside the folder: :func:`manifest_path` ``(out)``.
     """
     root = repo_root() if root is None else Path(root).resolve()
     out = Path(out).absolute()
@@ -270,7 +333,7 @@ def release(
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        _write_copy(catalogue, chosen, work)
+        manifest = _write_copy(catalogue, chosen, work)
         work.chmod(0o755)  # mkdtemp made it private
         if out.exists():
             shutil.rmtree(out)
@@ -278,12 +341,19 @@ def release(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    write_manifest(manifest, beside(out))
     return out
 
 
-def _write_copy(catalogue: Catalogue, chosen: Sequence[Exercise], work: Path) -> None:
+def manifest_path(out: str | Path) -> Path:
+    """The instructor's manifest of the copy ``out``: ``out.release.json`` beside the folder."""
+    return beside(Path(out).absolute())
+
+
+def _write_copy(catalogue: Catalogue, chosen: Sequence[Exercise], work: Path) -> Manifest:
     root = catalogue.root
     stubs = _Stubs(chosen)
+    loops = left_out_by_file(chosen)
     your_turn = _YourTurn()
     left_over: list[str] = []
     docs_dropped = [p[len("docs/") :] for p in catalogue.instructor_only if p.startswith("docs/")]
@@ -296,6 +366,11 @@ def _write_copy(catalogue: Catalogue, chosen: Sequence[Exercise], work: Path) ->
         if rel.endswith(".py"):
             text = source.read_text(encoding="utf-8")
             text = replace_regions(text, message_for, rel)
+            if rel in loops:
+                try:
+                    text = stub_functions(text, loops.pop(rel), rel)
+                except (ValueError, SyntaxError) as exc:
+                    raise ReleaseError(f"cannot leave out the loop versions: {exc}") from None
             target.write_text(text, encoding="utf-8")
         elif rel.endswith(".ipynb"):
             text = source.read_text(encoding="utf-8")
@@ -317,6 +392,10 @@ def _write_copy(catalogue: Catalogue, chosen: Sequence[Exercise], work: Path) ->
     unused = stubs.unused()
     if unused:
         raise ReleaseError(f"no marked region found for {', '.join(unused)}")
+    if loops:
+        raise ReleaseError(
+            f"loop_reference names {', '.join(loops)}, which the student copy does not hold"
+        )
 
     released = Catalogue(
         exercises=tuple(replace(ex, hidden=()) for ex in catalogue.exercises),
@@ -334,3 +413,71 @@ def _write_copy(catalogue: Catalogue, chosen: Sequence[Exercise], work: Path) ->
     (work / CATALOGUE_FILE).write_text(dumps_catalogue(released, header), encoding="utf-8")
     exercises_md = _exercises_md(chosen, catalogue, your_turn.found)
     (work / "EXERCISES.md").write_text(exercises_md, encoding="utf-8")
+    _record_fixtures(catalogue, chosen, work)
+    manifest = build_manifest(catalogue, chosen)
+    _check_salted(catalogue, chosen, grading_salt(manifest.digest))
+    write_manifest(manifest, work / MANIFEST_NAME)
+    return manifest
+
+
+def _check_salted(
+    catalogue: Catalogue, chosen: Sequence[Exercise], salt: int, timeout: float = 600.0
+) -> None:
+    """The instructor's package passes every test (shipped and hidden) of ``chosen`` with
+    the random inputs that grading draws under the release's ``salt``.
+
+    Grading mixes ``salt`` into the tests' generators (``exercise_support.generator``); a
+    test unlucky with those inputs (a finite difference across a kink, a tie) would fail
+    every student. The tests run in one pytest process on ``catalogue.root`` (the same
+    tests and inputs as the judge's, without a worker: the package is the instructor's).
+
+    Raises:
+        ReleaseError: a test fails under the salt, naming it; no copy is written.
+    """
+    tests = list(dict.fromkeys(t for ex in chosen for t in ex.all_tests))
+    if not tests:
+        return
+    root = catalogue.root
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTHONPATH")}
+    env.pop(RECORD_ENV, None)
+    env.update({GRADE_SALT_ENV: str(salt), "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"})
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE"]
+    command += ["--rootdir", str(root), *[str(root / t) for t in tests]]
+    try:
+        done = subprocess.run(
+            command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ReleaseError(
+            f"running the grading tests under the grading salt failed: {exc}"
+        ) from None
+    if done.returncode != 0:
+        failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        tail = "\n".join(failed) or (done.stdout + done.stderr).strip()[-2000:]
+        raise ReleaseError(
+            f"the grading tests fail on your own package with the inputs that grading draws "
+            f"for this release ({GRADE_SALT_ENV}={salt}, from the manifest's digest): a test "
+            "is unlucky with them (a finite difference across a kink or a tie?). Make it "
+            "robust to its inputs (or change the tests, which changes the salt), then "
+            f"release again. Reproduce with `{GRADE_SALT_ENV}={salt} pytest TESTS`.\n{tail}"
+        )
+
+
+def _record_fixtures(catalogue: Catalogue, chosen: Sequence[Exercise], work: Path) -> None:
+    """Record the reference calls of the shipped tests of ``chosen`` into the copy ``work``.
+
+    The tests run on the instructor's package (``catalogue.root``), never on the copy's;
+    hidden tests are not run (their inputs and expected values stay with the instructor).
+    """
+    tests = list(dict.fromkeys(t for ex in chosen for t in ex.tests))
+    if not tests:
+        return
+    try:
+        write_check_fixtures(catalogue.root, tests, work / FIXTURES)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        raise ReleaseError(
+            f"recording the reference calls of the shipped tests (for `check` in the copy) "
+            f"failed; do the exercises' tests pass on your checkout?\n{exc}"
+        ) from None
+    if not (work / FIXTURES / FIXTURE_FILE).is_file():  # pragma: no cover - written above
+        raise ReleaseError(f"no {FIXTURES}/{FIXTURE_FILE} was written")

@@ -7,14 +7,53 @@ A failing comparison reads, for instance::
 
 so ``python -m minialexnet.exercises check NAME`` (and the grader's table) can
 show the student the first useful line. Everything here is NumPy on the CPU.
+
+The tests reach the code under test through :func:`student_module`, never by importing
+it: in grading, ``minialexnet`` in the tests' process is the instructor's package, and the
+student's code runs in another process (see ``minialexnet/exercises/sandbox.py``).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+_JUDGE_PLUGIN = "_minialexnet_sandbox_plugin"
+
+
+def _client() -> Any:
+    return getattr(sys.modules.get(_JUDGE_PLUGIN), "CLIENT", None)
+
+
+def student_module(dotted: str, in_place: bool = False) -> Any:
+    """The code under test: module ``dotted`` (``"minialexnet.functional.lrn"``).
+
+    In grading, a proxy of the student's module in the worker process (calls go there,
+    results come back as plain values); elsewhere (the instructor's test-suite, a
+    student's self-check) the module itself. In grading, the student's code may not
+    change the arrays a test gives it (the test fails, the arrays stay as they were),
+    unless ``in_place`` (every array passed through this module and the objects it
+    returns, such as an optimizer's parameters) or :func:`in_place` allows it.
+    """
+    client = _client()
+    if client is not None:
+        return client.module(dotted, in_place=in_place)
+    return importlib.import_module(dotted)
+
+
+def in_place(value: Any) -> Any:
+    """``value`` (an array, or a tuple/list/dict holding some), which the code under test
+    may change in place (``col2im`` adds into ``dxs``); returned as it is."""
+    client = _client()
+    if client is not None:
+        client.allow_in_place(value)
+    return value
+
 
 TOL64 = {"rtol": 1e-8, "atol": 1e-10}
 """Agreement expected in float64 against a float64 reference."""
@@ -136,13 +175,33 @@ def assert_gradient(name: str, got: Any, numeric: np.ndarray, limit: float = 1e-
         )
 
 
+GRADE_SALT_ENV = "MINIALEXNET_GRADE_SALT"
+"""Environment variable holding the grading salt (an integer), set in grading only."""
+
+
+def generator(seed: int) -> np.random.Generator:
+    """The random generator of ``seed``: every random input of the grading tests comes from one.
+
+    ``np.random.default_rng(seed)``, except in grading, where the grader sets
+    :data:`GRADE_SALT_ENV` (the release's *grading salt*, see ``grade.grading_salt``) and
+    the generator is ``np.random.default_rng([salt, seed])``: the grading tests then draw
+    other inputs than the shipped ones, so a submission cannot pass them by looking their
+    inputs up in the recorded reference calls (``fixtures/reference_calls.npz``) that a
+    student copy ships for its self-check.
+    """
+    salt = os.environ.get(GRADE_SALT_ENV, "").strip()
+    if not salt:
+        return np.random.default_rng(seed)
+    return np.random.default_rng([int(salt), seed])
+
+
 def rand(seed: int, shape: tuple[int, ...], dtype: Any = np.float64, scale: float = 1.0):
-    """Standard-normal entries times ``scale``, from ``seed``."""
-    return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(dtype)
+    """Standard-normal entries times ``scale``, from ``seed`` (:func:`generator`)."""
+    return (scale * generator(seed).standard_normal(shape)).astype(dtype)
 
 
 def distinct(seed: int, shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
     """All entries different (a shuffled ramp, 0.1 apart): no ties in any pooling window."""
     size = int(np.prod(shape))
-    values = (np.random.default_rng(seed).permutation(size) - size / 2.0) * 0.1
+    values = (generator(seed).permutation(size) - size / 2.0) * 0.1
     return values.reshape(shape).astype(dtype)

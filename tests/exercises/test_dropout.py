@@ -10,20 +10,27 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from exercise_support import assert_close, assert_dtype, assert_shape, rand
+from exercise_support import (
+    assert_close,
+    assert_dtype,
+    assert_shape,
+    generator,
+    rand,
+    student_module,
+)
 
-from minialexnet.functional import dropout as student
+student = student_module("minialexnet.functional.dropout")
 
 
 def _mask(seed, shape, p):
-    return np.random.default_rng(seed).random(shape) >= p
+    return generator(seed).random(shape) >= p
 
 
 @pytest.mark.parametrize("p", [0.5, 0.2, 0.0])
 @pytest.mark.parametrize("mode", ["inverted", "paper"])
 def test_training_uses_the_documented_mask_and_scale(p, mode):
     x = rand(0, (4, 30))
-    out, _ = student.dropout_forward(x, p, np.random.default_rng(7), train=True, mode=mode)
+    out, _ = student.dropout_forward(x, p, generator(7), train=True, mode=mode)
     assert_shape("out", out, x.shape, "the shape of x")
     scale = 1 / (1 - p) if mode == "inverted" else 1.0
     expected = x * _mask(7, x.shape, p) * scale
@@ -45,7 +52,7 @@ def test_evaluation_is_deterministic(mode, factor):
 
 def test_about_a_fraction_p_is_dropped():
     x = np.ones((200, 500))
-    out, _ = student.dropout_forward(x, 0.3, np.random.default_rng(3), train=True)
+    out, _ = student.dropout_forward(x, 0.3, generator(3), train=True)
     dropped = float(np.mean(np.asarray(out) == 0))
     assert abs(dropped - 0.3) < 0.01, f"dropped {dropped:.3f} of the units with p=0.3"
     assert abs(float(np.mean(out)) - 1.0) < 0.02, "inverted dropout must keep the mean of x"
@@ -56,7 +63,7 @@ def test_about_a_fraction_p_is_dropped():
 def test_backward_goes_through_the_same_mask_and_scale(mode, train):
     x = rand(2, (6, 8))
     p = 0.5
-    _, cache = student.dropout_forward(x, p, np.random.default_rng(11), train=train, mode=mode)
+    _, cache = student.dropout_forward(x, p, generator(11), train=train, mode=mode)
     dout = rand(3, x.shape)
     dx = student.dropout_backward(dout, cache)
     if train:
@@ -71,7 +78,7 @@ def test_backward_goes_through_the_same_mask_and_scale(mode, train):
 def test_keeps_the_dtype_and_leaves_the_inputs_alone(dtype):
     x = rand(4, (5, 6), dtype)
     x_before = x.copy()
-    out, cache = student.dropout_forward(x, 0.5, np.random.default_rng(0), train=True)
+    out, cache = student.dropout_forward(x, 0.5, generator(0), train=True)
     assert_dtype("out", out, dtype)
     dout = rand(5, x.shape, dtype)
     d_before = dout.copy()
