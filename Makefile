@@ -35,8 +35,9 @@ $(VENV)/.base: pyproject.toml
 	$(PIP) install -e .
 	touch $@
 
+# mpi: the multi-process tests (tests/test_distributed.py) run with mpiexec -n 2
 $(VENV)/.test: $(VENV)/.base
-	$(PIP) install -e '.[test]'
+	$(PIP) install -e '.[test,mpi]'
 	touch $@
 
 $(VENV)/.notebooks: $(VENV)/.base

@@ -30,6 +30,11 @@ saves first; a killed process loses at most the current epoch) continues to the
 same result as an uninterrupted run, on the CPU bit for bit (except with
 ``--schedule linear --max-minutes``, whose learning rate follows the clock).
 
+Data parallel: ``mpiexec -n N python -m minialexnet.train ...`` trains one model on N
+processes (``pip install 'minialexnet[mpi]'``): each takes its 1/N of every global batch
+(``--batch-size`` stays the global batch, ``--lr`` its meaning), the gradients are averaged
+by one allreduce a step, rank 0 prints and writes the files (:mod:`minialexnet.distributed`).
+
 Written to ``--out``: metrics.jsonl (one JSON object per epoch), checkpoint.npz
 (latest), best.npz (lowest validation top-1 error), curves.png, final.json.
 """
@@ -39,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -68,6 +74,9 @@ from .checkpoint import (
     unpack,
 )
 from .data import BatchLoader, Stats, dataset_statistics, load_dataset, train_transform
+from .distributed import BACKENDS, Dist, check_consistent, fingerprint, init_distributed
+from .distributed import current as current_dist
+from .distributed.data_parallel import DataParallel
 from .evaluate import evaluate_model, load_model, topk_correct
 from .models import Variant, model_from_config
 from .optim import SGD, LinearSchedule, PlateauSchedule, StepSchedule
@@ -120,16 +129,25 @@ class Budget:
     epochs: int
     seconds: float | None = None
     start: float = field(default_factory=time.monotonic)
+    synced: float | None = None  # data parallel: the ranks' mean elapsed seconds, one clock
+
+    def clock(self) -> float:
+        """Seconds since the start, by this process's clock."""
+        return time.monotonic() - self.start
+
+    def elapsed(self) -> float:
+        """Seconds since the start (on N ranks, their mean as of the last step: they agree)."""
+        return self.clock() if self.synced is None else self.synced
 
     def over(self) -> bool:
         """True once the time limit has passed."""
-        return self.seconds is not None and time.monotonic() - self.start > self.seconds
+        return self.seconds is not None and self.elapsed() > self.seconds
 
     def done(self, epoch: int, batch: int, num_batches: int) -> float:
         """The share of the run done before (epoch, batch): of the batches, or of the time."""
         share = (epoch * num_batches + batch) / max(self.epochs * num_batches, 1)
         if self.seconds is not None:
-            share = max(share, (time.monotonic() - self.start) / self.seconds)
+            share = max(share, self.elapsed() / self.seconds)
         return min(share, 1.0)
 
 
@@ -255,6 +273,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="GPU: let float32 matrix products use TensorFloat-32 (faster on Ampere and later, "
         "about 3 significant digits in the products' inputs); off by default",
     )
+    p.add_argument(
+        "--dist-backend",
+        default="auto",
+        choices=list(BACKENDS),
+        help="data parallel under mpiexec -n N: auto (MPI when launched with N > 1, NCCL for "
+        "GPU arrays, else one process), mpi, nccl, or none (every rank trains alone)",
+    )
     args = p.parse_args(argv)
     resolve_recipe(args)
     if args.batch_size < 1 or args.lr <= 0:
@@ -369,6 +394,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"minialexnet.train: {hint}", file=sys.stderr)
         return 2
     args.device = devices[0].name  # "auto" resolved: the final test runs where training did
+    try:
+        dist = start_distributed(args, on_gpu=any(d.is_gpu for d in devices))
+    except RuntimeError as exc:  # mpi4py missing: what to install
+        print(f"minialexnet.train: {exc}", file=sys.stderr)
+        return 2
     print(where)
     try:
         if out.exists() and not out.is_dir():
@@ -443,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = SGD(
         model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
     )
+    try:
+        dp = data_parallel(dist, model, args)
+    except ValueError as exc:  # a global batch not divisible by the number of ranks
+        print(f"minialexnet.train: {exc}", file=sys.stderr)
+        return 2
     schedules = {
         "plateau": lambda: PlateauSchedule(
             optimizer, patience=args.patience, chance_error=1 - 1 / len(train_set.classes)
@@ -461,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         stats = resume(ckpt_path, model, optimizer, schedule, progress, train_set.classes)
-        keep_metrics_up_to(out / "metrics.jsonl", progress.epoch)
+        if dist.is_root:
+            keep_metrics_up_to(out / "metrics.jsonl", progress.epoch)
         print(
             f"resumed from {ckpt_path}: epoch {progress.epoch + 1}, batch {progress.batch}, "
             f"lr {optimizer.lr:g}"
@@ -475,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     else:
         stats = dataset_statistics(train_set.images)
-        (out / "metrics.jsonl").write_text("")
+        if dist.is_root:
+            (out / "metrics.jsonl").write_text("")
         check_first_loss(model, train_set, stats, args)
 
     pad = 4 if input_size == 32 else 0  # 32 crops from 40 (padded); 227 from 256
@@ -487,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
         return train_transform(images, rng, stats=stats, crop=input_size, pad=pad)
 
     def save(path: Path) -> None:
+        if not dist.is_root:  # every rank holds the same parameters: rank 0 writes them
+            return
         save_checkpoint(
             path,
             {
@@ -512,17 +551,20 @@ def main(argv: list[str] | None = None) -> int:
         if record["val_top1_err"] < progress.best_val_top1:
             progress.best_val_top1 = record["val_top1_err"]
             save(out / "best.npz")
-        plot_curves(
-            read_metrics(out / "metrics.jsonl"),
-            out / "curves.png",
-            title=f"{args.model} on {args.dataset}",
-        )
+        if dist.is_root:
+            plot_curves(
+                read_metrics(out / "metrics.jsonl"),
+                out / "curves.png",
+                title=f"{args.model} on {args.dataset}",
+            )
 
     budget = Budget(epochs, 60 * args.max_minutes if args.max_minutes else None)
     try:
         while progress.epoch < epochs:
-            train_one_epoch(model, optimizer, schedule, train_set, augment, progress, args, budget)
-            record = validate_and_log(model, val_set, stats, progress, optimizer, args, out)
+            train_one_epoch(
+                model, optimizer, schedule, train_set, augment, progress, args, budget, dp
+            )
+            record = validate_and_log(model, val_set, stats, progress, optimizer, args, out, dp=dp)
             reduced = schedule.step(record["val_top1_err"])
             progress.epoch += 1
             progress.start_epoch()
@@ -550,15 +592,15 @@ def main(argv: list[str] | None = None) -> int:
             keep_best_and_plot(
                 validate_and_log(
                     model, val_set, stats, progress, optimizer, args, out,
-                    epoch_fraction=stop.epoch_fraction,
+                    epoch_fraction=stop.epoch_fraction, dp=dp,
                 )
             )  # fmt: skip
     except Stop as stop:  # the last good checkpoint stays as it was
         print(f"stopped: {stop}", file=sys.stderr)
         return 1
 
-    if not (out / "best.npz").exists():
-        return 0  # stopped before the first epoch ended: nothing to report yet
+    if not dist.is_root or not (out / "best.npz").exists():
+        return 0  # the other ranks are done; or stopped before the first epoch ended
     final = final_report(out, val_set, args)
     print(json.dumps(final, indent=2))
     warning = chance_warning(final["centre"]["top1_err"], len(train_set.classes), args)
@@ -670,8 +712,13 @@ def train_one_epoch(
     progress: Progress,
     args: argparse.Namespace,
     budget: Budget,
+    dp: DataParallel | None = None,
 ) -> None:
     """One pass over the training set from progress.batch on, updating progress as it goes.
+
+    ``dp`` (data parallel, :mod:`minialexnet.distributed`): the loader yields the global
+    batch on every rank, each trains on its shard, and the gradients, loss and correct count
+    are averaged over the ranks before the step; ``progress`` counts the global batch.
 
     ``progress.extra["data_wait_seconds"]``: the time of this epoch spent waiting for the
     next batch (blocked in the loader), reported at the end of the epoch.
@@ -701,24 +748,34 @@ def train_one_epoch(
     progress.extra["data_wait_seconds"] = waited
     batches = iter(loader)
     try:
-        for x, y in batches:
+        for x_all, y_all in batches:
             progress.extra["data_wait_seconds"] = waited + batches.wait_seconds
             schedule.on_batch(budget.done(epoch, progress.batch, loader.num_batches))
-            model.reseed(_batch_seed(args.seed, epoch, progress.batch))
+            x, y = dp.shard(x_all, y_all) if dp else (x_all, y_all)
+            seed = _batch_seed(args.seed, epoch, progress.batch)
+            if dp:
+                dp.reseed(model, seed)
+            else:
+                model.reseed(seed)
             logits = model.forward(x, train=True)
             loss, dlogits = F.softmax_cross_entropy(logits, y)
             loss = float(loss)
+            correct = topk_correct(to_numpy(logits), y, 1)
+            if dp and dp.active:  # one allreduce: gradients, loss, correct count, clock
+                model.backward(dlogits)
+                loss, correct, budget.synced = dp.sync(loss, correct, budget.clock())
             if not math.isfinite(loss):
                 raise Stop(
                     f"the loss became {loss} at epoch {epoch + 1}, batch {progress.batch}: "
                     f"lower --lr; the last good checkpoint is kept"
                 )
-            model.backward(dlogits)
+            if not (dp and dp.active):
+                model.backward(dlogits)
             optimizer.step()
             progress.batch += 1
-            progress.loss_sum += loss * len(y)
-            progress.correct += topk_correct(to_numpy(logits), y, 1)
-            progress.seen += len(y)
+            progress.loss_sum += loss * len(y_all)
+            progress.correct += correct
+            progress.seen += len(y_all)
             progress.seconds = time.perf_counter() - start
             bar.update(1)
             bar.set_postfix(
@@ -751,16 +808,24 @@ def validate_and_log(
     args: argparse.Namespace,
     out: Path,
     epoch_fraction: float | None = None,
+    dp: DataParallel | None = None,
 ) -> dict[str, Any]:
     """Validate, append the epoch's record to metrics.jsonl and print it.
+
+    ``dp``: each rank validates its part of ``val_set``, the sums are combined, and
+    rank 0 alone writes the record.
 
     ``epoch_fraction`` marks a record of an epoch cut short by ``--max-minutes``
     (``"epoch_fraction"`` in the record: the share of its batches trained); a
     later ``--resume`` replaces it with the whole epoch's record.
     """
-    result = evaluate_model(
-        model, val_set, stats, batch_size=args.batch_size, progress=not args.quiet
-    )
+
+    def evaluate(dataset: Any) -> dict[str, Any]:
+        return evaluate_model(
+            model, dataset, stats, batch_size=args.batch_size, progress=not args.quiet
+        )
+
+    result = dp.evaluate(evaluate, val_set) if dp else evaluate(val_set)
     seen = max(progress.seen, 1)
     record = {
         "epoch": progress.epoch + 1,
@@ -781,8 +846,9 @@ def validate_and_log(
         record["gpu_memory_bytes"] = gpu_memory
     if epoch_fraction is not None:
         record["epoch_fraction"] = round(epoch_fraction, 4)
-    with open(out / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
+    if dp is None or dp.dist.is_root:
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
     part = "" if epoch_fraction is None else f" ({100 * epoch_fraction:.0f}% of it)"
     print(
         f"epoch {record['epoch']}{part}: train loss {record['train_loss']:.3f}, "
@@ -813,13 +879,66 @@ def final_report(out: Path, val_set: Any, args: argparse.Namespace) -> dict[str,
     return report
 
 
-if __name__ == "__main__":
+def start_distributed(args: argparse.Namespace, on_gpu: bool) -> Dist:
+    """:func:`~minialexnet.distributed.init_distributed` from ``--dist-backend``; on ranks
+    other than 0, standard output goes nowhere and progress bars are off (errors still show)."""
+    dist = init_distributed(args.dist_backend, on_gpu=on_gpu)
+    if not dist.is_root:
+        sys.stdout = open(os.devnull, "w")  # for the life of the process
+        args.quiet_rank = True
+    return dist
+
+
+def data_parallel(dist: Dist, model: Any, args: argparse.Namespace) -> DataParallel | None:
+    """The training loop's :class:`DataParallel` (None alone), after checking that every rank
+    runs the same code, options and parameter shapes (ConsistencyError otherwise)."""
+    if dist.size == 1:
+        return None
+    options = {k: v for k, v in vars(args).items() if k != "quiet_rank"}
+    shapes = [(name, tuple(p.shape)) for name, p, _ in model.parameters()]
+    check_consistent(dist, fingerprint(options, shapes))
+    if getattr(args, "quiet_rank", False):
+        args.quiet = True
+    dp = DataParallel(dist, model, args.batch_size)  # ValueError: batch not divisible by N
+    pids = dist.allgather(os.getpid())  # a launcher that reports a killed process gives its pid
+    print(
+        f"data parallel: {dist.size} processes ({dist.backend}), global batch {args.batch_size} "
+        f"= {dist.size} x {args.batch_size // dist.size}; process ids by rank: "
+        + ", ".join(f"rank {r} pid {pid}" for r, pid in enumerate(pids))
+    )
+    return dp
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """The command line's entry point: :func:`main`, with its errors reported.
+
+    Under mpiexec, a rank that raises or fails prints ``rank R: <error>`` and aborts every
+    rank (``MPI.COMM_WORLD.Abort``), so the others do not wait for it forever.
+    """
     try:
-        sys.exit(main())
+        code = main(argv)
     except CheckpointError as exc:  # --resume from a file that is not this run's checkpoint
         print(  # (main() raises it for callers in Python)
             f"minialexnet.train: {exc}\n--resume continues OUT/checkpoint.npz with the options "
             "it was trained with; to train anew, give another --out",
             file=sys.stderr,
         )
-        sys.exit(2)
+        code = 2
+        _abort_others(f"minialexnet.train: {exc}", code)
+    except BaseException as exc:
+        _abort_others(f"{type(exc).__name__}: {exc}", 1)
+        raise
+    if code:
+        _abort_others(f"minialexnet.train ended with exit status {code}", code)
+    return code
+
+
+def _abort_others(message: str, code: int) -> None:
+    """On N > 1 ranks: print ``rank R: message`` and abort them all; alone, nothing."""
+    dist = current_dist()
+    if dist is not None and dist.size > 1:
+        dist.abort(message, code)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

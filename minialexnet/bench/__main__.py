@@ -3,6 +3,7 @@
 layers   forward+backward of each of the paper's layers at their real shapes
 train    whole training steps: images/s, TFLOP/s, peak memory per tower, PyTorch side by side
 loader   images/s the training input pipeline delivers (memmap cache, crops), by threads
+scaling  data-parallel steps on 1, 2, ... MPI ranks: images/s, efficiency, allreduce share
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import sys
 
 from ..backend import Device, reuse_freed_memory
-from . import layers, loader, train
+from . import layers, loader, scaling, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_arguments(sub.add_parser("layers", help=layers.__doc__.splitlines()[0]))
     train.add_arguments(sub.add_parser("train", help=train.__doc__.splitlines()[0]))
     loader.add_arguments(sub.add_parser("loader", help=loader.__doc__.splitlines()[0]))
+    scaling.add_arguments(sub.add_parser("scaling", help=scaling.__doc__.splitlines()[0]))
     return parser
 
 

@@ -1,0 +1,216 @@
+"""Who am I, how many are we, and the allreduce: MPI, NCCL, or one process alone.
+
+:func:`init_distributed` returns a :class:`Dist`::
+
+    SingleProcess   size 1: every reduction is the identity (no mpi4py needed)
+    MPIDist         mpi4py's COMM_WORLD: Allreduce on a NumPy buffer, in place
+    NcclDist        MPIDist for start-up and host numbers, plus a NCCL communicator
+                    (cupy.cuda.nccl) for CuPy buffers, on the current stream
+
+    rank r:  flat (device buffer) --allreduce_mean_--> sum over ranks / size, in place
+             values (host floats) --sum_host---------> sum over ranks (validation counts)
+
+``backend="auto"``: MPI when launched by mpiexec (or srun) with more than one
+process, NCCL instead when the arrays are CuPy's; else a single process.
+``local_rank`` is the rank among the processes of the same machine (MPI's
+shared-memory split), the number that picks a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+BACKENDS = ("auto", "mpi", "nccl", "none")
+MPI_HINT = "pip install 'minialexnet[mpi]'"
+_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
+_current: Dist | None = None
+
+
+def launched_size() -> int:
+    """How many processes the launcher (mpiexec, srun) started, from its environment; 1 if none.
+
+    Read without importing mpi4py, so a plain ``python -m minialexnet.train`` never starts MPI.
+    """
+    for var in _SIZE_VARS:
+        value = os.environ.get(var, "")
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
+def _import_mpi() -> Any:
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise RuntimeError(
+            f"distributed training needs mpi4py and an MPI library ({exc}); install them with "
+            f"{MPI_HINT} and launch with mpiexec -n N python -m minialexnet.train ..."
+        ) from exc
+    return MPI
+
+
+class Dist:
+    """One process of a data-parallel run: ``rank`` of ``size``, ``local_rank`` on its machine."""
+
+    backend = "none"
+    rank = 0
+    size = 1
+    local_rank = 0
+
+    @property
+    def is_root(self) -> bool:
+        """Rank 0: the one that prints and writes files."""
+        return self.rank == 0
+
+    def allreduce_mean_(self, flat: Any) -> Any:
+        """Replace ``flat`` (one contiguous 1-D buffer) by its mean over the ranks; returns it."""
+        raise NotImplementedError
+
+    def sum_host(self, values: list[float]) -> list[float]:
+        """The sums over the ranks of a few host numbers (float64)."""
+        raise NotImplementedError
+
+    def allgather(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` (a small picklable object), in rank order."""
+        raise NotImplementedError
+
+    def abort(self, message: str, code: int = 1) -> None:
+        """Print ``rank R: message`` to stderr and end every rank (never returns when size > 1)."""
+        print(f"rank {self.rank}: {message}", file=sys.stderr, flush=True)
+
+
+class SingleProcess(Dist):
+    """Size 1: the reductions are the identity; nothing is imported."""
+
+    def allreduce_mean_(self, flat: Any) -> Any:
+        return flat
+
+    def sum_host(self, values: list[float]) -> list[float]:
+        return [float(v) for v in values]
+
+    def allgather(self, obj: Any) -> list[Any]:
+        return [obj]
+
+
+class MPIDist(Dist):
+    """MPI through mpi4py: ``Allreduce(IN_PLACE, flat, SUM)`` then ``/ size``."""
+
+    backend = "mpi"
+
+    def __init__(self, mpi: Any = None) -> None:
+        self.MPI = mpi if mpi is not None else _import_mpi()
+        self.comm = self.MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        node = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.local_rank = node.Get_rank()
+        node.Free()
+
+    def allreduce_mean_(self, flat: Any) -> Any:
+        if not (isinstance(flat, np.ndarray) and flat.ndim == 1 and flat.flags.c_contiguous):
+            raise TypeError(
+                "MPIDist.allreduce_mean_: expected one contiguous 1-D NumPy buffer, got "
+                f"{type(flat).__name__} {getattr(flat, 'shape', '')}; CuPy arrays: "
+                "--dist-backend nccl"
+            )
+        self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
+        flat /= self.size
+        return flat
+
+    def sum_host(self, values: list[float]) -> list[float]:
+        buf = np.asarray(values, dtype=np.float64).copy()
+        self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+        return buf.tolist()
+
+    def allgather(self, obj: Any) -> list[Any]:
+        return self.comm.allgather(obj)
+
+    def abort(self, message: str, code: int = 1) -> None:
+        super().abort(message, code)
+        sys.stdout.flush()
+        self.comm.Abort(code)
+
+
+_NCCL_DTYPES = {"float32": "NCCL_FLOAT32", "float64": "NCCL_FLOAT64", "float16": "NCCL_FLOAT16"}
+
+
+class NcclDist(MPIDist):
+    """NCCL for CuPy buffers (``cupy.cuda.nccl``); MPI for start-up, host numbers and abort.
+
+    The communicator is made from a unique id that rank 0 draws and broadcasts over MPI.
+    The allreduce runs on the current CUDA stream, in place, then ``/ size``.
+
+    UNTESTED on real GPUs here (no multi-GPU machine): tests/test_distributed.py checks the
+    calls it makes against a recording stand-in for ``cupy.cuda.nccl``.
+    """
+
+    backend = "nccl"
+
+    def __init__(self, mpi: Any = None, nccl: Any = None, stream: Any = None) -> None:
+        super().__init__(mpi)
+        if nccl is None:
+            try:
+                from cupy.cuda import nccl
+            except ImportError as exc:
+                raise RuntimeError(
+                    f"--dist-backend nccl needs CuPy built with NCCL ({exc}); on the CPU use "
+                    "--dist-backend mpi"
+                ) from exc
+        self.nccl = nccl
+        self._stream = stream  # () -> the stream's pointer; default CuPy's current stream
+        uid = self.nccl.get_unique_id() if self.rank == 0 else None
+        uid = self.comm.bcast(uid, root=0)
+        self.nccl_comm = self.nccl.NcclCommunicator(self.size, uid, self.rank)
+
+    def _stream_ptr(self) -> int:
+        if self._stream is not None:
+            return int(self._stream())
+        import cupy
+
+        return int(cupy.cuda.get_current_stream().ptr)
+
+    def allreduce_mean_(self, flat: Any) -> Any:
+        dtype = _NCCL_DTYPES.get(str(flat.dtype))
+        if dtype is None or flat.ndim != 1:
+            raise TypeError(
+                f"NcclDist.allreduce_mean_: expected a 1-D float buffer, got {flat.dtype} "
+                f"{flat.shape}"
+            )
+        ptr = flat.data.ptr
+        self.nccl_comm.allReduce(
+            ptr, ptr, flat.size, getattr(self.nccl, dtype), self.nccl.NCCL_SUM, self._stream_ptr()
+        )
+        flat /= self.size
+        return flat
+
+
+def init_distributed(backend: str = "auto", on_gpu: bool = False) -> Dist:
+    """This process's :class:`Dist` (also kept for :func:`current`).
+
+    ``backend``: ``"auto"`` (MPI when the launcher started more than one process, NCCL
+    instead when ``on_gpu``; else a single process), ``"mpi"``, ``"nccl"`` or ``"none"``
+    (a single process even under mpiexec: every rank trains alone).
+    Raises RuntimeError naming ``pip install 'minialexnet[mpi]'`` when mpi4py is missing.
+    """
+    global _current
+    if backend not in BACKENDS:
+        raise ValueError(f"init_distributed: backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        backend = "none" if launched_size() <= 1 else ("nccl" if on_gpu else "mpi")
+    dist: Dist
+    if backend == "none":
+        dist = SingleProcess()
+    elif backend == "mpi":
+        dist = MPIDist()
+    else:
+        dist = NcclDist()
+    _current = dist
+    return dist
+
+
+def current() -> Dist | None:
+    """The :class:`Dist` of the last :func:`init_distributed`, or None before it."""
+    return _current

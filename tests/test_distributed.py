@@ -1,0 +1,413 @@
+"""Data-parallel training (minialexnet.distributed): sharding, the flat gradient buffer and the
+communicators in one process, and real ``mpiexec -n 2`` runs of ``minialexnet.train``.
+
+The multi-process tests need mpi4py and an ``mpiexec`` (``pip install 'minialexnet[mpi]'``,
+which ``make test`` installs); they skip, saying so, where either is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from minialexnet.checkpoint import load_checkpoint, unpack
+from minialexnet.data import Dataset
+from minialexnet.distributed import (
+    ConsistencyError,
+    DataParallel,
+    Dist,
+    FlatGrads,
+    NcclDist,
+    ShardedRng,
+    SingleProcess,
+    check_consistent,
+    fingerprint,
+    init_distributed,
+    launched_size,
+    shard_bounds,
+    shard_dropout,
+    split_range,
+)
+from minialexnet.layers import Dropout
+from minialexnet.models import model_from_config
+
+# ------------------------------------------------------------------------------- one process
+
+
+def test_shard_bounds_cover_the_batch_in_order() -> None:
+    assert [shard_bounds(8, r, 2) for r in range(2)] == [(0, 4), (4, 8)]
+    assert [shard_bounds(12, r, 3) for r in range(3)] == [(0, 4), (4, 8), (8, 12)]
+    assert shard_bounds(5, 0, 1) == (0, 5)
+
+
+def test_shard_bounds_refuse_a_batch_not_divisible_by_the_ranks() -> None:
+    with pytest.raises(ValueError, match="divisible by the number of processes"):
+        shard_bounds(33, 0, 2)
+
+
+def test_split_range_covers_any_size() -> None:
+    for n, size in [(64, 2), (65, 2), (7, 3), (2, 4)]:
+        parts = [split_range(n, r, size) for r in range(size)]
+        assert parts[0][0] == 0 and parts[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
+        assert max(hi - lo for lo, hi in parts) - min(hi - lo for lo, hi in parts) <= 1
+
+
+def test_sharded_rng_gives_each_rank_its_rows_of_the_whole_draw() -> None:
+    full = np.random.default_rng(5).random((8, 3))
+    halves = [ShardedRng(np.random.default_rng(5), 8, lo, hi).random((4, 3)) for lo, hi in
+              [(0, 4), (4, 8)]]  # fmt: skip
+    np.testing.assert_array_equal(np.concatenate(halves), full)
+    with pytest.raises(ValueError, match="expected 4 rows"):
+        ShardedRng(np.random.default_rng(5), 8, 0, 4).random((8, 3))
+
+
+def test_dropout_masks_of_the_shards_are_those_of_the_whole_batch() -> None:
+    x = np.ones((8, 6), np.float32)
+    whole = Dropout(0.5, rng=np.random.default_rng(3)).forward(x)
+    parts = []
+    for lo, hi in [(0, 4), (4, 8)]:
+        layer = Dropout(0.5, rng=ShardedRng(np.random.default_rng(3), 8, lo, hi))
+        parts.append(layer.forward(x[lo:hi]))
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def _tiny_model() -> Any:
+    return model_from_config({"arch": "cnn4", "num_classes": 10}, seed=0)
+
+
+def test_shard_dropout_wraps_every_dropout_layer() -> None:
+    model = model_from_config({"arch": "alexnet-cifar", "num_classes": 10}, seed=0)
+    model.reseed(7)
+    shard_dropout(model, 8, 4, 8)
+    rngs = [layer.rng for _, layer, _ in model.named_layers() if isinstance(layer, Dropout)]
+    assert rngs and all(isinstance(r, ShardedRng) and (r.lo, r.hi) == (4, 8) for r in rngs)
+
+
+class Doubling(Dist):
+    """A stand-in for 2 ranks whose gradients are equal: the sum doubles, the mean keeps."""
+
+    def __init__(self, rank: int = 0, size: int = 2) -> None:
+        self.rank, self.size, self.calls = rank, size, 0
+
+    def allreduce_mean_(self, flat: Any) -> Any:
+        self.calls += 1
+        flat *= 2
+        flat /= 2
+        return flat
+
+    def sum_host(self, values: list[float]) -> list[float]:
+        return [2 * v for v in values]
+
+    def allgather(self, obj: Any) -> list[Any]:
+        return [obj] * self.size
+
+
+def test_flat_grads_one_allreduce_per_device_and_grads_unchanged_by_a_mean_of_equals() -> None:
+    model = _tiny_model()
+    rng = np.random.default_rng(0)
+    grads = [g for _, _, g in model.parameters()]
+    for g in grads:
+        g[...] = rng.standard_normal(g.shape)
+    before = [g.copy() for g in grads]
+    flat = FlatGrads(model.parameters(), extras=2)
+    assert flat.nbytes == 4 * (sum(g.size for g in grads) + 2)
+    dist = Doubling()
+    extras = flat.allreduce_mean_(dist, [1.5, 3.0])
+    assert dist.calls == 1  # one buffer on the CPU: one allreduce for every parameter
+    assert extras == [1.5, 3.0]
+    for a, b in zip(grads, before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_flat_grads_copy_out_writes_the_averaged_values_into_the_models_grads() -> None:
+    model = _tiny_model()
+    flat = FlatGrads(model.parameters())
+    buffer = flat.groups[0][0]
+    flat.copy_in()
+    buffer[:] = np.arange(buffer.size, dtype=buffer.dtype)
+    flat.copy_out()
+    together = np.concatenate([g.reshape(-1) for _, _, g in model.parameters()])
+    np.testing.assert_array_equal(together, np.arange(buffer.size, dtype=np.float32))
+
+
+def test_data_parallel_shards_and_combines_validation() -> None:
+    model = _tiny_model()
+    dp = DataParallel(Doubling(rank=1), model, 8)
+    x, y = np.arange(8 * 2).reshape(8, 2), np.arange(8)
+    xs, ys = dp.shard(x, y)
+    np.testing.assert_array_equal(ys, [4, 5, 6, 7])
+    np.testing.assert_array_equal(xs, x[4:])
+    data = Dataset(np.zeros((10, 4, 4, 3), np.uint8), np.arange(10), ["c"] * 10, "tiny")
+    result = dp.evaluate(lambda d: {"loss": 1.0, "top1_err": 0.5, "top5_err": 0.25}, data)
+    assert result == {"loss": 1.0, "top1_err": 0.5, "top5_err": 0.25}
+    with pytest.raises(ValueError, match="divisible"):
+        DataParallel(Doubling(), model, 7)
+
+
+def test_single_process_is_the_identity_and_needs_no_mpi(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # importing it would fail
+    assert launched_size() == 1
+    dist = init_distributed("auto")
+    assert isinstance(dist, SingleProcess) and (dist.rank, dist.size) == (0, 1)
+    flat = np.arange(4.0, dtype=np.float32)
+    assert dist.allreduce_mean_(flat) is flat
+    np.testing.assert_array_equal(flat, np.arange(4.0))
+
+
+def test_mpi_backend_without_mpi4py_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    with pytest.raises(RuntimeError, match=r"pip install 'minialexnet\[mpi\]'"):
+        init_distributed("mpi")
+    monkeypatch.setenv("PMI_SIZE", "2")
+    with pytest.raises(RuntimeError, match=r"pip install 'minialexnet\[mpi\]'"):
+        init_distributed("auto")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        init_distributed("gloo")
+
+
+def test_consistency_check_names_the_rank_and_the_option() -> None:
+    mine = fingerprint({"lr": 0.01, "seed": 0}, [("w", (2, 3))])
+
+    class Other(Doubling):
+        def allgather(self, obj: Any) -> list[Any]:
+            other = fingerprint({"lr": 0.02, "seed": 0}, [("w", (2, 3))])
+            return [obj, other]
+
+    with pytest.raises(ConsistencyError, match=r"rank 1 .*--lr 0.02 \(rank 0: 0.01\)"):
+        check_consistent(Other(), mine)
+    check_consistent(Doubling(), mine)  # the same everywhere: nothing raised
+
+    class Shapes(Doubling):
+        def allgather(self, obj: Any) -> list[Any]:
+            return [obj, fingerprint({"lr": 0.01, "seed": 0}, [("w", (3, 3))])]
+
+    with pytest.raises(ConsistencyError, match="rank 1 built a model with different"):
+        check_consistent(Shapes(), mine)
+
+
+# --- NCCL, with recording stand-ins for mpi4py's MPI and cupy.cuda.nccl (no GPU here)
+
+
+class FakeComm:
+    def __init__(self, rank: int, size: int, log: list) -> None:
+        self.rank, self.size, self.log = rank, size, log
+
+    def Get_rank(self) -> int:
+        return self.rank
+
+    def Get_size(self) -> int:
+        return self.size
+
+    def Split_type(self, kind: Any, key: int = 0) -> Any:
+        return SimpleNamespace(Get_rank=lambda: self.rank, Free=lambda: None)
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        self.log.append(("bcast", obj, root))
+        return "uid-from-rank-0"
+
+
+class FakeNccl:
+    NCCL_FLOAT32, NCCL_FLOAT64, NCCL_FLOAT16, NCCL_SUM = 7, 8, 6, 0
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def get_unique_id(self) -> str:
+        self.log.append(("get_unique_id",))
+        return "uid-from-rank-0"
+
+    def NcclCommunicator(self, size: int, uid: Any, rank: int) -> Any:  # noqa: N802 - CuPy's
+        self.log.append(("communicator", size, uid, rank))
+        log = self.log
+
+        class Comm:
+            def allReduce(self, *args: Any) -> None:  # noqa: N802 - CuPy's name
+                log.append(("allReduce", *args))
+
+        return Comm()
+
+
+class DeviceBuffer(np.ndarray):
+    """A NumPy array with CuPy's ``.data.ptr`` (the device pointer NCCL is given)."""
+
+    @property
+    def data(self) -> Any:  # type: ignore[override]
+        return SimpleNamespace(ptr=1234)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_nccl_backend_calls_with_a_fake(rank: int) -> None:
+    log: list = []
+    mpi = SimpleNamespace(COMM_WORLD=FakeComm(rank, 2, log), COMM_TYPE_SHARED=1)
+    dist = NcclDist(mpi=mpi, nccl=FakeNccl(log), stream=lambda: 99)
+    assert (dist.rank, dist.size, dist.backend) == (rank, 2, "nccl")
+    assert (("get_unique_id",) in log) == (rank == 0)  # rank 0 draws the id, MPI broadcasts it
+    assert ("communicator", 2, "uid-from-rank-0", rank) in log
+    flat = np.full(5, 4.0, np.float32).view(DeviceBuffer)
+    dist.allreduce_mean_(flat)
+    assert log[-1] == ("allReduce", 1234, 1234, 5, FakeNccl.NCCL_FLOAT32, FakeNccl.NCCL_SUM, 99)
+    np.testing.assert_array_equal(np.asarray(flat), 2.0)  # the fake summed nothing: 4 / 2
+
+
+# ------------------------------------------------------------------- real mpiexec -n 2 runs
+
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+MPI_MISSING = (
+    "needs mpi4py"
+    if importlib.util.find_spec("mpi4py") is None
+    else "needs an mpiexec on PATH or next to python"
+    if MPIEXEC is None
+    else None
+)
+needs_mpi = pytest.mark.skipif(
+    MPI_MISSING is not None, reason=f"{MPI_MISSING}: pip install 'minialexnet[mpi]'"
+)
+# 320 images in batches of 16: 20 steps; alexnet-cifar (dropout in fc6, fc7), one thread a rank
+TINY = ["--dataset", "shapes", "--epochs", "1", "--train-size", "320", "--val-size", "32",
+        "--batch-size", "16", "--no-ten-crop", "--quiet", "--workers", "1"]  # fmt: skip
+TRAIN = [sys.executable, "-m", "minialexnet.train"]
+
+
+def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _params(out: Path) -> dict[str, np.ndarray]:
+    return unpack(load_checkpoint(out / "checkpoint.npz")[0], "model")
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_two_ranks_train_as_one_process_and_repeat_bit_for_bit(tmp_path: Path) -> None:
+    one = _run([*TRAIN, *TINY, "--out", str(tmp_path / "one")])
+    assert one.returncode == 0, one.stderr
+    runs = []
+    for name in ("two", "again"):
+        out = tmp_path / name
+        done = _run([MPIEXEC, "-n", "2", *TRAIN, *TINY, "--out", str(out)])
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.count("epoch 1: train loss") == 1  # rank 0 alone prints
+        assert "global batch 16 = 2 x 8" in done.stdout
+        runs.append(_params(out))
+    a, b = _params(tmp_path / "one"), runs[0]
+    assert a.keys() == b.keys()
+    diff = sum(float(np.sum((a[k].astype(np.float64) - b[k]) ** 2)) for k in a)
+    norm = sum(float(np.sum(a[k].astype(np.float64) ** 2)) for k in a)
+    assert (diff / norm) ** 0.5 < 1e-4  # measured 2.6e-6 after 20 steps: float32 rounding
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) < 1e-4
+    assert all(np.array_equal(runs[0][k], runs[1][k]) for k in a)  # two N=2 runs: bit-identical
+    one_m = (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
+    two_m = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+    assert len(one_m) == len(two_m) == 1  # one set of outputs
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_two_ranks_resumed_mid_epoch_end_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    steady = [*TINY, "--schedule", "step"]  # linear with --max-minutes follows the clock
+    runs = {}
+    for name, cuts in [("whole", [[]]), ("cut", [["--max-minutes", "0.01"], ["--resume"]])]:
+        for extra in cuts:
+            cmd = [MPIEXEC, "-n", "2", *TRAIN, *steady, "--out", str(tmp_path / name), *extra]
+            done = _run(cmd)
+            assert done.returncode == 0, done.stdout + done.stderr
+        runs[name] = _params(tmp_path / name)
+    assert all(np.array_equal(runs["whole"][k], runs["cut"][k]) for k in runs["whole"])
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_ranks_started_with_different_options_stop_with_the_difference(tmp_path: Path) -> None:
+    out = str(tmp_path / "run")
+    done = _run(
+        [MPIEXEC, "-n", "1", *TRAIN, *TINY, "--out", out, ":",
+         "-n", "1", *TRAIN, *TINY, "--lr", "0.02", "--out", out]
+    )  # fmt: skip
+    assert done.returncode != 0
+    text = done.stdout + done.stderr
+    assert "rank 1 was started with different options than rank 0: --lr 0.02" in text
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_a_batch_not_divisible_by_the_ranks_is_refused(tmp_path: Path) -> None:
+    done = _run([MPIEXEC, "-n", "2", *TRAIN, *TINY, "--batch-size", "15", "--out",
+                 str(tmp_path / "r")])  # fmt: skip
+    assert done.returncode != 0
+    assert "must be divisible by the number of processes (2)" in done.stderr
+
+
+FAULT = """
+    import os, signal, sys
+    from minialexnet import optim, train
+
+    calls = 0
+    step = optim.SGD.step
+
+    def failing_step(self):
+        global calls
+        calls += 1
+        if os.environ.get("PMI_RANK") == "1" and calls == 3:
+            if sys.argv[1] == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise RuntimeError("injected failure")
+        step(self)
+
+    optim.SGD.step = failing_step
+    sys.exit(train.cli(sys.argv[2:]))
+"""
+
+
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["raise", "kill"])
+def test_a_failing_rank_ends_the_whole_run_with_a_message(tmp_path: Path, how: str) -> None:
+    script = tmp_path / "fault.py"
+    script.write_text(textwrap.dedent(FAULT))
+    start = time.monotonic()
+    done = _run(
+        [MPIEXEC, "-n", "2", sys.executable, str(script), how, *TINY, "--out",
+         str(tmp_path / "r")],
+        timeout=90,
+    )  # fmt: skip
+    assert time.monotonic() - start < 60
+    assert done.returncode != 0
+    text = done.stdout + done.stderr
+    if how == "raise":
+        assert "rank 1: RuntimeError: injected failure" in text
+    else:  # the launcher names the killed process's pid; the run's header maps it to rank 1
+        header = next(line for line in done.stdout.splitlines() if "process ids by rank" in line)
+        pid = header.split("rank 1 pid ")[1].split()[0].strip(",")
+        assert pid in text.replace(header, "")  # MPICH: "BAD TERMINATION ... PID <pid>"
+    assert not (tmp_path / "r" / "checkpoint.npz").exists()  # killed before the first save
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_bench_scaling_reports_every_rank_count(tmp_path: Path, capsys: Any) -> None:
+    from minialexnet.bench.__main__ import main
+
+    out = tmp_path / "scaling.json"
+    argv = ["scaling", "--model", "cnn4", "--batch", "16", "--steps", "1", "--json", str(out)]
+    assert main(argv) == 0
+    assert "allreduce share" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["ranks"] for r in rows] == [1, 2]
+    assert all(r["images_per_s"] > 0 and 0 <= r["allreduce_share"] < 1 for r in rows)
+    assert rows[0]["allreduce_share"] == 0  # one rank: no allreduce at all
