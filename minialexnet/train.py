@@ -626,8 +626,12 @@ def chance_warning(best_top1_err: float, num_classes: int, args: argparse.Namesp
         )
     if args.lr > DEFAULT_LR.get(args.init, PAPER_RECIPE["lr"]):
         tries.append(f"a lower --lr (this run's {args.lr:g} is above its init's default)")
+    default = argparse.Namespace(**vars(args))
+    default.recipe, default.init, default.lr, default.schedule = "default", None, None, None
+    resolve_recipe(default)
+    if (args.init, args.lr, args.schedule) != (default.init, default.lr, default.schedule):
+        tries.append("the default recipe (leave out --recipe, --init, --lr and --schedule)")
     tries += [
-        "the default recipe (leave out --init, --lr and --schedule)",
         "a lower --lr if the training loss fell and then went back to ln "
         f"{num_classes} = {math.log(num_classes):.3f} (too high a rate), a higher one or more "
         "--epochs if it never fell",

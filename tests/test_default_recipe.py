@@ -134,6 +134,11 @@ def test_the_warning_says_near_chance_and_what_to_try():
     assert train.chance_warning(0.30, 10, args) is None
     assert train.chance_warning(0.80, 10, args) is None  # 80% < 0.9 * 90%: it learned a little
     assert train.chance_warning(0.45, 2, args) is not None  # two classes: chance is 50%
+    assert "the default recipe" in message
+    # a run on the default recipe is not told to use it
+    assert "the default recipe" not in train.chance_warning(0.885, 10, train.parse_args([]))
+    tiny = train.parse_args(["--epochs", "1", "--train-size", "64"])
+    assert "more --epochs" in train.chance_warning(0.9, 10, tiny)
 
 
 def test_a_run_that_cannot_learn_ends_with_the_warning(tmp_path, capsys):
