@@ -58,6 +58,7 @@ from . import _gpu_setup
 from . import functional as F
 from .backend import (
     Device,
+    _gpu_count,
     gpu_available,
     memory_held,
     reuse_freed_memory,
@@ -77,6 +78,7 @@ from .data import BatchLoader, Stats, dataset_statistics, load_dataset, train_tr
 from .distributed import BACKENDS, Dist, check_consistent, fingerprint, init_distributed
 from .distributed import current as current_dist
 from .distributed.data_parallel import DataParallel
+from .distributed.devices import rank_device_names
 from .evaluate import evaluate_model, load_model, topk_correct
 from .models import Variant, model_from_config
 from .optim import SGD, LinearSchedule, PlateauSchedule, StepSchedule
@@ -180,6 +182,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "second; one number puts both towers on that GPU (overrides --device)",
     )
     p.add_argument(
+        "--rank-gpus",
+        metavar="IDS",
+        help="data parallel: one GPU per process of a machine, e.g. 0,1,2,3: local rank r "
+        "takes the r-th (default with --device gpu or auto: local rank r on GPU r mod the GPUs "
+        "visible); a flag of its own because --gpus names the two towers' GPUs",
+    )
+    p.add_argument(
         "--model",
         default="alexnet-cifar",
         choices=["alexnet", "alexnet-cifar", "cnn4"],
@@ -280,10 +289,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="data parallel under mpiexec -n N: auto (MPI when launched with N > 1, NCCL for "
         "GPU arrays, else one process), mpi, nccl, or none (every rank trains alone)",
     )
+    p.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="data parallel: abort every rank when a step's gradient allreduce waits longer "
+        "than this for the other ranks (a rank hangs or died); 0 waits forever",
+    )
     args = p.parse_args(argv)
     resolve_recipe(args)
     if args.batch_size < 1 or args.lr <= 0:
         p.error("--batch-size must be >= 1 and --lr > 0")
+    if args.dist_timeout < 0:
+        p.error("--dist-timeout must be >= 0 (0: wait forever)")
     try:
         args.variant = parse_variant(args.variant)
     except ValueError as exc:
@@ -351,14 +370,25 @@ def default_out(args: argparse.Namespace) -> Path:
     return Path("runs") / f"{args.model}-{name}"
 
 
-def choose_devices(gpus: str | None, device: str) -> tuple[list[Device], str]:
+def choose_devices(
+    gpus: str | None,
+    device: str,
+    rank_gpus: str | None = None,
+    local_rank: int | None = None,
+) -> tuple[list[Device], str]:
     """The towers' devices from ``--gpus`` and ``--device``, and a line saying where training runs.
 
     ``"training on gpu:0 (NVIDIA H200)"``, or ``"training on the CPU (WHY)"``: ``--device
     auto`` is resolved here (a GPU when CuPy and a CUDA device answer) so that the line
     can say why it is the CPU (no NVIDIA driver; CuPy not installed, and which pip
     package this driver needs). Raises as :func:`tower_devices` does.
+
+    Data parallel (``local_rank`` given, or ``rank_gpus``): the process of local rank r takes
+    the GPU :func:`~minialexnet.distributed.devices.rank_device_names` picks (GPU r mod the
+    GPUs visible, or the r-th of ``--rank-gpus``), and the line says which rule chose it.
     """
+    if rank_gpus or (local_rank is not None and not gpus):
+        return _rank_devices(gpus, device, rank_gpus, local_rank or 0)
     why = f"as asked: --device {device}"
     if not gpus and device.strip().lower() == "auto":
         device = "gpu:0" if gpu_available() else "cpu"
@@ -369,6 +399,36 @@ def choose_devices(gpus: str | None, device: str) -> tuple[list[Device], str]:
     if not on_gpus:
         return devices, f"training on the CPU ({why})"
     return devices, "training on " + " and ".join(f"{d.name} ({_gpu_name(d)})" for d in on_gpus)
+
+
+def _rank_devices(
+    gpus: str | None, device: str, rank_gpus: str | None, local_rank: int
+) -> tuple[list[Device], str]:
+    """:func:`choose_devices` for one process of a data-parallel run (see there)."""
+    visible = _gpu_count()
+    names = rank_device_names(local_rank, visible, device, gpus, rank_gpus)
+    devices = [Device(name) for name in names]  # RuntimeError: CuPy missing, no such GPU
+    if not devices[0].is_gpu:
+        why = f"as asked: --device {device}"
+        if device.strip().lower() == "auto":
+            why = _gpu_setup.why_cpu(_gpu_setup.detect())
+        return devices, f"training on the CPU ({why})"
+    if rank_gpus:
+        rule = f"local rank {local_rank} takes entry {local_rank} of --rank-gpus {rank_gpus}"
+    elif device.strip().lower() in ("auto", "gpu", "cuda"):
+        rule = f"local rank {local_rank} on GPU {local_rank} mod {visible} visible"
+    else:
+        rule = f"every rank on it, as asked: --device {device}"
+    return devices, f"training on {devices[0].name} ({_gpu_name(devices[0])}; {rule})"
+
+
+def _device_error(exc: Exception) -> int:
+    """Report a device that cannot be had (and, for a missing GPU, what to install); 2."""
+    print(f"minialexnet.train: {exc}", file=sys.stderr)
+    if isinstance(exc, RuntimeError):  # which CuPy this machine's driver needs, if any
+        hint = _gpu_setup.install_hint(_gpu_setup.detect())
+        print(f"minialexnet.train: {hint}", file=sys.stderr)
+    return 2
 
 
 def _gpu_name(device: Device) -> str:
@@ -385,20 +445,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     reuse_freed_memory()  # large temporaries without page faults: see backend.py
     out = Path(args.out) if args.out else default_out(args)
-    try:
-        devices, where = choose_devices(args.gpus, args.device)
+    asked = args.device
+    try:  # local rank 0's devices: the same on every rank (the consistency check compares them)
+        devices, where = choose_devices(args.gpus, asked, args.rank_gpus)
     except (RuntimeError, ValueError) as exc:  # no GPU (what to install), or a bad --gpus
-        print(f"minialexnet.train: {exc}", file=sys.stderr)
-        if isinstance(exc, RuntimeError):  # which CuPy this machine's driver needs, if any
-            hint = _gpu_setup.install_hint(_gpu_setup.detect())
-            print(f"minialexnet.train: {hint}", file=sys.stderr)
-        return 2
+        return _device_error(exc)
     args.device = devices[0].name  # "auto" resolved: the final test runs where training did
     try:
         dist = start_distributed(args, on_gpu=any(d.is_gpu for d in devices))
     except RuntimeError as exc:  # mpi4py missing: what to install
         print(f"minialexnet.train: {exc}", file=sys.stderr)
         return 2
+    if dist.size > 1 and any(d.is_gpu for d in devices):  # local rank r: its own GPU
+        try:
+            devices, where = choose_devices(args.gpus, asked, args.rank_gpus, dist.local_rank)
+        except (RuntimeError, ValueError) as exc:
+            return _device_error(exc)
     print(where)
     try:
         if out.exists() and not out.is_dir():
@@ -474,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
     )
     try:
-        dp = data_parallel(dist, model, args)
+        dp = data_parallel(dist, model, args, devices=[d.name for d in devices])
     except ValueError as exc:  # a global batch not divisible by the number of ranks
         print(f"minialexnet.train: {exc}", file=sys.stderr)
         return 2
@@ -893,9 +955,15 @@ def start_distributed(args: argparse.Namespace, on_gpu: bool) -> Dist:
     return dist
 
 
-def data_parallel(dist: Dist, model: Any, args: argparse.Namespace) -> DataParallel | None:
+def data_parallel(
+    dist: Dist, model: Any, args: argparse.Namespace, devices: list[str] | None = None
+) -> DataParallel | None:
     """The training loop's :class:`DataParallel` (None alone), after checking that every rank
-    runs the same code, options and parameter shapes (ConsistencyError otherwise)."""
+    runs the same code, options and parameter shapes (ConsistencyError otherwise).
+
+    ``devices``: this rank's device names, shown per rank in the header line when on GPUs.
+    The allreduces wait at most ``args.dist_timeout`` seconds (0: forever) before aborting.
+    """
     if dist.size == 1:
         return None
     options = {k: v for k, v in vars(args).items() if k != "quiet_rank"}
@@ -904,11 +972,13 @@ def data_parallel(dist: Dist, model: Any, args: argparse.Namespace) -> DataParal
     if getattr(args, "quiet_rank", False):
         args.quiet = True
     dp = DataParallel(dist, model, args.batch_size)  # ValueError: batch not divisible by N
-    pids = dist.allgather(os.getpid())  # a launcher that reports a killed process gives its pid
+    dist.timeout = getattr(args, "dist_timeout", 0.0) or None
+    on = "+".join(devices) if devices and devices[0] != "cpu" else ""
+    ranks = enumerate(dist.allgather((os.getpid(), on)))  # launchers name a killed pid
     print(
         f"data parallel: {dist.size} processes ({dist.backend}), global batch {args.batch_size} "
         f"= {dist.size} x {args.batch_size // dist.size}; process ids by rank: "
-        + ", ".join(f"rank {r} pid {pid}" for r, pid in enumerate(pids))
+        + ", ".join(f"rank {r} pid {pid}" + (f" on {d}" if d else "") for r, (pid, d) in ranks)
     )
     return dp
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -354,7 +355,7 @@ def test_a_batch_not_divisible_by_the_ranks_is_refused(tmp_path: Path) -> None:
 
 
 FAULT = """
-    import os, signal, sys
+    import os, signal, sys, time
     from minialexnet import optim, train
 
     calls = 0
@@ -364,6 +365,8 @@ FAULT = """
         global calls
         calls += 1
         if os.environ.get("PMI_RANK") == "1" and calls == 3:
+            if sys.argv[1] == "hang":
+                time.sleep(3600)  # in step 3's update: rank 0 waits in step 4's allreduce
             if sys.argv[1] == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError("injected failure")
@@ -411,3 +414,120 @@ def test_bench_scaling_reports_every_rank_count(tmp_path: Path, capsys: Any) -> 
     assert [r["ranks"] for r in rows] == [1, 2]
     assert all(r["images_per_s"] > 0 and 0 <= r["allreduce_share"] < 1 for r in rows)
     assert rows[0]["allreduce_share"] == 0  # one rank: no allreduce at all
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_a_hanging_rank_ends_the_whole_run_after_the_timeout(tmp_path: Path) -> None:
+    script = tmp_path / "fault.py"
+    script.write_text(textwrap.dedent(FAULT))
+    start = time.monotonic()
+    done = _run(
+        [MPIEXEC, "-n", "2", sys.executable, str(script), "hang", *TINY, "--dist-timeout", "5",
+         "--out", str(tmp_path / "r")],
+        timeout=90,
+    )  # fmt: skip
+    assert time.monotonic() - start < 60
+    assert done.returncode != 0
+    text = done.stdout + done.stderr
+    assert re.search(
+        r"rank 0: no progress from the other ranks for 5 s at step \d+ \(a rank hangs or "
+        r"died\); aborting",
+        text,
+    ), text[-2000:]
+
+
+# ------------------------------------------------------------------ watchdog, GPUs per rank
+
+
+class _NeverDone:
+    def __init__(self) -> None:
+        self.tests = 0
+
+    def Test(self) -> bool:  # noqa: N802 -- mpi4py's name
+        self.tests += 1
+        return False
+
+
+def test_an_allreduce_that_never_completes_aborts_with_the_step(monkeypatch: Any) -> None:
+    from minialexnet.distributed import MPIDist
+
+    dist = MPIDist.__new__(MPIDist)  # no MPI: only the waiting loop
+    dist.rank, dist.size, dist.timeout, dist.step = 1, 2, 0.05, 7
+    aborted: list[str] = []
+    monkeypatch.setattr(dist, "abort", lambda message, code=1: aborted.append(message))
+    request = _NeverDone()
+    start = time.monotonic()
+    dist._wait(request)
+    assert 0.05 <= time.monotonic() - start < 5 and request.tests > 1
+    assert aborted == [
+        "no progress from the other ranks for 0.05 s at step 7 (a rank hangs or died); aborting"
+    ]
+
+
+def test_each_local_rank_takes_its_own_gpu() -> None:
+    from minialexnet.distributed.devices import rank_device_names as names
+
+    assert [names(r, 4, "gpu") for r in range(4)] == [["gpu:0"], ["gpu:1"], ["gpu:2"], ["gpu:3"]]
+    assert [names(r, 2, "auto") for r in range(4)] == [["gpu:0"], ["gpu:1"], ["gpu:0"], ["gpu:1"]]
+    assert names(3, 0, "auto") == ["cpu"] and names(3, 8, "cpu") == ["cpu"]
+    assert names(3, 8, "gpu:5") == ["gpu:5"]  # an explicit GPU: every rank on it, as asked
+    assert names(1, 8, "auto", gpus="2,3") == ["gpu:2", "gpu:3"]  # the towers' GPUs, unchanged
+    assert [names(r, 8, "auto", rank_gpus="4,5,6") for r in range(3)] == [
+        ["gpu:4"], ["gpu:5"], ["gpu:6"]
+    ]  # fmt: skip
+    assert names(0, 1, "cpu", rank_gpus="0") == ["gpu:0"]  # --rank-gpus asks for GPUs
+
+
+@pytest.mark.parametrize(
+    ("local_rank", "visible", "device", "gpus", "rank_gpus", "error", "match"),
+    [
+        (
+            2,
+            4,
+            "auto",
+            None,
+            "0,1",
+            ValueError,
+            "names 2 GPU\\(s\\) but this process is local rank 2",
+        ),
+        (0, 4, "auto", None, "0,x", ValueError, "--rank-gpus: expected numbers"),
+        (1, 2, "auto", None, "0,3", ValueError, "would take gpu:3, but this process sees 2"),
+        (0, 4, "auto", "0,1", "0,1", ValueError, "not both"),
+        (0, 0, "auto", None, "0,1", RuntimeError, "no GPU is visible"),
+        (1, 0, "gpu", None, None, RuntimeError, "--device gpu: no GPU is visible"),
+    ],
+)
+def test_a_gpu_that_cannot_be_had_is_refused_clearly(
+    local_rank: int, visible: int, device: str, gpus: Any, rank_gpus: Any, error: Any, match: str
+) -> None:
+    from minialexnet.distributed.devices import rank_device_names
+
+    with pytest.raises(error, match=match):
+        rank_device_names(local_rank, visible, device, gpus, rank_gpus)
+
+
+def test_rank_gpus_without_cupy_is_a_clear_error(monkeypatch: Any) -> None:
+    from minialexnet import backend, train
+
+    monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(backend, "_cupy_import_error", "ModuleNotFoundError: no module 'cupy'")
+    args = train.parse_args(["--rank-gpus", "0,1", "--dist-timeout", "5"])
+    assert args.rank_gpus == "0,1" and args.dist_timeout == 5
+    with pytest.raises(RuntimeError, match="--rank-gpus 0,1: no GPU is visible"):
+        train.choose_devices(args.gpus, args.device, args.rank_gpus, local_rank=1)
+    with pytest.raises(RuntimeError, match="--device gpu: no GPU is visible"):
+        train.choose_devices(None, "gpu", None, local_rank=1)
+    devices, where = train.choose_devices(None, "cpu", None, local_rank=1)  # the CPU path
+    assert [d.name for d in devices] == [
+        "cpu"
+    ] and where == "training on the CPU (as asked: --device cpu)"
+
+
+def test_a_negative_dist_timeout_is_refused(capsys: Any) -> None:
+    from minialexnet import train
+
+    with pytest.raises(SystemExit):
+        train.parse_args(["--dist-timeout", "-1"])
+    assert "--dist-timeout must be >= 0" in capsys.readouterr().err
+    assert train.parse_args([]).dist_timeout == 300

@@ -21,7 +21,8 @@ parameters after every step::
 Modules: :mod:`.comm` (who am I, allreduce; MPI, NCCL or a single process),
 :mod:`.flatgrad` (one contiguous gradient buffer per device), :mod:`.shard`
 (which rows a rank takes; dropout masks drawn for the whole batch),
-:mod:`.check` (start-up consistency check between ranks).
+:mod:`.check` (start-up consistency check between ranks), :mod:`.devices` (which GPU a
+rank takes).
 """
 
 from .check import ConsistencyError, check_consistent, fingerprint
@@ -36,6 +37,7 @@ from .comm import (
     launched_size,
 )
 from .data_parallel import DataParallel
+from .devices import rank_device_names
 from .flatgrad import FlatGrads
 from .shard import ShardedRng, shard_bounds, shard_dropout, split_range
 
@@ -54,6 +56,7 @@ __all__ = [
     "fingerprint",
     "init_distributed",
     "launched_size",
+    "rank_device_names",
     "shard_bounds",
     "shard_dropout",
     "split_range",

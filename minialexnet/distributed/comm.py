@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,8 @@ class Dist:
     rank = 0
     size = 1
     local_rank = 0
+    timeout: float | None = None  # seconds a step's allreduce waits for the others (MPI)
+    step = 0  # the step being reduced (this process's count), for the timeout's message
 
     @property
     def is_root(self) -> bool:
@@ -116,9 +119,30 @@ class MPIDist(Dist):
                 f"{type(flat).__name__} {getattr(flat, 'shape', '')}; CuPy arrays: "
                 "--dist-backend nccl"
             )
-        self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
+        if self.timeout is None:
+            self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
+        else:
+            self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM))
         flat /= self.size
         return flat
+
+    def _wait(self, request: Any) -> None:
+        """Poll ``request`` until done; past ``timeout`` seconds, abort every rank with a message.
+
+        A rank that hangs (a deadlock, a stuck file system, a stopped process) would otherwise
+        keep the others in the allreduce forever; MPI itself has no timeout.
+        """
+        import time
+
+        timeout = float(self.timeout or 0.0)
+        deadline = time.monotonic() + timeout
+        while not request.Test():
+            if time.monotonic() > deadline:
+                self.abort(
+                    f"no progress from the other ranks for {timeout:g} s at step {self.step} "
+                    "(a rank hangs or died); aborting"
+                )
+                return  # abort returns only in tests, with a stand-in
 
     def sum_host(self, values: list[float]) -> list[float]:
         buf = np.asarray(values, dtype=np.float64).copy()
@@ -131,6 +155,7 @@ class MPIDist(Dist):
     def abort(self, message: str, code: int = 1) -> None:
         super().abort(message, code)
         sys.stdout.flush()
+        time.sleep(0.5)  # let mpiexec forward the line: Abort kills its I/O forwarding too
         self.comm.Abort(code)
 
 

@@ -36,6 +36,7 @@ class DataParallel:
         self.lo, self.hi = shard_bounds(global_batch, dist.rank, dist.size)
         self.flat = FlatGrads(model.parameters(), extras=3) if dist.size > 1 else None
         self.comm_seconds = 0.0  # time spent in the allreduces (for the benchmark)
+        self.steps = 0  # the syncs so far: the step a timed-out allreduce names
 
     @property
     def active(self) -> bool:
@@ -63,6 +64,8 @@ class DataParallel:
             return loss, correct, seconds
         import time
 
+        self.steps += 1
+        self.dist.step = self.steps
         start = time.perf_counter()
         mean_loss, mean_correct, mean_seconds = self.flat.allreduce_mean_(
             self.dist, [loss, float(correct), seconds]
