@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -415,3 +417,20 @@ lrn_n = st.integers(1, 7)
 lrn_k = st.sampled_from([0.5, 1.0, 2.0]) | st.floats(0.5, 3.0)
 lrn_alpha = st.sampled_from([1e-4, 1e-2, 0.1, 0.5, 1.0]) | st.floats(1e-4, 1.0)
 lrn_beta = st.sampled_from([0.75, 0.5, 1.0]) | st.floats(0.25, 1.5)
+
+
+def process_gone(pid: int, within: float = 5.0) -> bool:
+    """The process ``pid`` is gone (or a zombie nobody reaps) within ``within`` seconds."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+                return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import process_gone
 
 from minialexnet.exercises import CatalogueError, read_catalogue, release, repo_root
 from minialexnet.exercises.__main__ import main as exercises_main
@@ -153,18 +154,7 @@ def test_sandbox_exception_at_import(toy):
 
 
 def _gone(pid: int, within: float = 5.0) -> bool:
-    """The process is gone (or a zombie nobody reaps) within ``within`` seconds."""
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        stat = Path(f"/proc/{pid}/stat")
-        if stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z":
-            return True
-        time.sleep(0.05)
-    return False
+    return process_gone(pid, within)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="process groups are POSIX")

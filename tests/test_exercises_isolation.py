@@ -11,7 +11,6 @@ and that nothing the student's code started is alive afterwards.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sys
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import process_gone
 
 from minialexnet.exercises import read_catalogue, repo_root
 from minialexnet.exercises.sandbox import SandboxResult, confinement, run_tests
@@ -103,20 +103,7 @@ def _assert_wrong_answer(result: SandboxResult, seconds: float, timeout: float =
 
 
 def _gone(pid: int, within: float = 3.0) -> bool:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        stat = Path(f"/proc/{pid}/stat")
-        try:
-            if stat.read_text().split(")")[-1].split()[0] == "Z":
-                return True
-        except OSError:
-            return True
-        time.sleep(0.05)
-    return False
+    return process_gone(pid, within)
 
 
 def test_a_wrong_answer_fails_and_the_right_one_passes(tmp_path):

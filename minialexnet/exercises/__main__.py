@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .catalogue import CatalogueError, format_table, read_catalogue
+from .gradescope import VISIBILITIES
 
 _EPILOG = """\
 examples:
@@ -88,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_auto.add_argument(
         "--hidden-visibility",
-        choices=("visible", "after_published", "after_due_date", "hidden"),
+        choices=VISIBILITIES,
         default="after_published",
         help="Gradescope visibility of the hidden tests' messages (default after_published)",
     )

@@ -69,21 +69,16 @@ def abi() -> int:
 
 def restrict(read: list[str], write: list[str]) -> int:
     """Confine this process (and what it starts) to ``read`` and ``write``; the ABI, or 0."""
-    if not sys.platform.startswith("linux"):
+    version = abi()
+    if version <= 0:
         return 0
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return 0
+    libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
-    abi = libc.syscall(_CREATE, None, ctypes.c_size_t(0), ctypes.c_uint32(_VERSION))
-    if abi <= 0:
-        return 0
-    handled = _all_rights(abi)
+    handled = _all_rights(version)
     fields = [handled]
-    if abi >= 4:
+    if version >= 4:
         fields.append(0b11)  # bind and connect TCP
-    if abi >= 6:
+    if version >= 6:
         fields.append(0b11)  # abstract UNIX sockets and signals outside the sandbox
     attr = struct.pack(f"<{len(fields)}Q", *fields)
     ruleset = libc.syscall(_CREATE, attr, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
@@ -100,7 +95,7 @@ def restrict(read: list[str], write: list[str]) -> int:
                 try:
                     allowed = rights
                     if not os.path.isdir(path):
-                        allowed &= _file_rights(abi)
+                        allowed &= _file_rights(version)
                     rule = struct.pack("<Qi", allowed, fd)
                     libc.syscall(
                         _ADD_RULE,
@@ -117,4 +112,4 @@ def restrict(read: list[str], write: list[str]) -> int:
             return 0
     finally:
         os.close(ruleset)
-    return abi
+    return version

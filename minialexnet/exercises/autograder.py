@@ -35,11 +35,11 @@ import os
 import shlex
 import stat
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from .catalogue import CatalogueError, read_catalogue, repo_root
 from .manifest import Manifest, ManifestError, changes, read_manifest
+from .release import _walk  # the student copy's file walk: the same files, the same skips
 
 __all__ = [
     "AutograderError",
@@ -56,22 +56,10 @@ CHECKOUT = "checkout"
 
 _TOP_FILES = ("pyproject.toml", "README.md", "LICENSE")
 _TOP_FOLDERS = ("minialexnet", "tutorials", "tests/exercises")
-_SKIP_NAMES = {"__pycache__", ".ipynb_checkpoints", ".DS_Store", ".pytest_cache"}
-_SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 
 
 class AutograderError(ValueError):
     """The autograder cannot be built (no manifest, a changed checkout, a bad path)."""
-
-
-def _walk(path: Path) -> Iterator[Path]:
-    for child in sorted(path.iterdir()):
-        if child.name in _SKIP_NAMES or child.name.endswith(_SKIP_SUFFIXES):
-            continue
-        if child.is_dir():
-            yield from _walk(child)
-        elif child.is_file():
-            yield child
 
 
 def checkout_files(root: Path) -> list[str]:

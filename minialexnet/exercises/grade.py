@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalogue import Catalogue, CatalogueError, Exercise, read_catalogue, repo_root, select
+from .gradescope import VISIBILITIES
 from .loop_reference import LEFT_OUT, stub_functions
 from .manifest import (
     MANIFEST_NAME,
@@ -684,7 +685,7 @@ def grade_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--hidden-visibility",
-        choices=("visible", "after_published", "after_due_date", "hidden"),
+        choices=VISIBILITIES,
         default="after_published",
         help="Gradescope visibility of the hidden tests' messages (default after_published)",
     )
