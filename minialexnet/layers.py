@@ -353,24 +353,45 @@ class MaxPool2d(Layer):
     """Max pooling over ``size x size`` windows moved by ``stride``, no padding [3.4].
 
     ``out[n, c, i, j] = max_{p, q < size} x[n, c, i*stride + p, j*stride + q]``.
-    Shapes: (N, C, H, W) -> (N, C, (H - size)//stride + 1, (W - size)//stride + 1).
-    The paper overlaps the windows: size 3, stride 2 (the defaults).
+    Shapes: (N, C, H, W) -> (N, C, OH, OW) with, per axis,
+
+    - floor mode (the default): ``OH = (H - size)//stride + 1``;
+    - ``ceil_mode=True``: ``OH = ceil((H - size)/stride) + 1``, less one if that last
+      window would start at or past the end, ``(OH - 1)*stride >= H`` (PyTorch's rule,
+      :func:`~minialexnet.functional.pool.pooled_size`); a window hanging over the edge
+      pools the pixels that are there.
+
+    The paper overlaps the windows: size 3, stride 2 (the defaults). Ceil mode is
+    Caffe's (its pooling always rounds up) and an option of PyTorch and ONNX: the ONNX
+    model zoo's BVLC AlexNet declares a 224x224 input and needs it to keep 6x6 maps at
+    pool5 (224 -> conv1 54 -> pool1 27 -> pool2 13 -> pool5 6; floor mode gives 26 at
+    pool1 and 5 at pool5).
     """
 
-    def __init__(self, size: int | tuple[int, int] = 3, stride: int | tuple[int, int] = 2) -> None:
+    def __init__(
+        self,
+        size: int | tuple[int, int] = 3,
+        stride: int | tuple[int, int] = 2,
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__()
         self.size = pair(size, "MaxPool2d", "size", 1)
         self.stride = pair(stride, "MaxPool2d", "stride", 1)
+        if not isinstance(ceil_mode, (bool, np.bool_)):
+            got = f"{ceil_mode!r} ({type(ceil_mode).__name__})"
+            raise TypeError(f"MaxPool2d: ceil_mode must be True or False, got {got}")
+        self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x: Any, train: bool = True) -> Any:
-        out, self.cache = maxpool2d_forward(x, self.size, self.stride)
+        out, self.cache = maxpool2d_forward(x, self.size, self.stride, ceil_mode=self.ceil_mode)
         return out
 
     def backward(self, dout: Any) -> Any:
         return maxpool2d_backward(dout, self._cache_or_raise())
 
     def __repr__(self) -> str:
-        return f"MaxPool2d(size={self.size}, stride={self.stride})"
+        ceil = ", ceil_mode=True" if self.ceil_mode else ""
+        return f"MaxPool2d(size={self.size}, stride={self.stride}{ceil})"
 
 
 class LRN(Layer):
