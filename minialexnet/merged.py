@@ -44,9 +44,20 @@ from typing import Any
 
 from .backend import Device
 from .layers import LRN, NO_CACHE, Conv2d, Linear, Sequential
-from .towers import TOWER_NAMES, Broadcast, OnDevice, Row, Shape, Towers, TwoTowerNet, output_shape
+from .towers import (
+    TOWER_NAMES,
+    Broadcast,
+    Exchange,
+    JoinedLRN,
+    OnDevice,
+    Row,
+    Shape,
+    Towers,
+    TwoTowerNet,
+    output_shape,
+)
 
-__all__ = ["Input", "MergedTowers", "merge_towers"]
+__all__ = ["Input", "MergedTowers", "merge_towers", "flat_layers"]
 
 
 class Input:
@@ -128,14 +139,15 @@ class MergedTowers:
     layers (``"conv1"``).
     """
 
-    def __init__(self, towers: Towers) -> None:
+    def __init__(self, towers: Towers, sees_both: bool = True) -> None:
+        """``sees_both``: the stage's input went to both towers (after a Broadcast or an
+        Exchange); False when each tower's input is its own maps."""
         if len(towers.towers) != 2 or towers.devices[0] != towers.devices[1]:
             raise ValueError("MergedTowers: needs two towers on one device")
         self.device = towers.devices[0]
         self.names = list(towers.names)
         tower_a, tower_b = towers.towers
         layers = []
-        sees_both = True  # the stage's input went to both towers (Broadcast or Exchange)
         for (name, a), (_, b) in zip(tower_a.named_layers(), tower_b.named_layers(), strict=True):
             layers.append((name, _merge_layer(a, b, sees_both, self.device.xp)))
             if a.params:
@@ -198,16 +210,23 @@ def merge_towers(model: TwoTowerNet) -> TwoTowerNet:
         )
     device = model.devices[0]
     stages: list[tuple[str, Any]] = []
+    previous: Any = None
     for name, stage in model.stages:
         if isinstance(stage, Broadcast):
             stages.append((name, Input(device, stage.dtype)))
         elif isinstance(stage, Towers):
             if len(stage.towers) != 2:
                 raise ValueError("merge_towers: the model has one tower; nothing to merge")
-            stages.append((name, MergedTowers(stage)))
+            sees_both = isinstance(previous, (Broadcast, Exchange))
+            stages.append((name, MergedTowers(stage, sees_both)))
+        elif isinstance(stage, JoinedLRN):  # a window across both towers: LRN over all maps
+            norm = copy.copy(stage.norms[0])
+            norm.cache = NO_CACHE
+            stages.append((name, OnDevice(Sequential([(stage.name, norm)]), device)))
         elif isinstance(stage, OnDevice):
             stages.append((name, stage))
         # Exchange and Gather: nothing to do, the maps are already side by side
+        previous = stage
     notes = [
         *model.notes,
         f"towers {' and '.join(TOWER_NAMES)} run as one network on {device.name} "
@@ -221,3 +240,27 @@ def merge_towers(model: TwoTowerNet) -> TwoTowerNet:
         config=model.config,
         notes=notes,
     )
+
+
+def flat_layers(model: TwoTowerNet) -> list[tuple[str, Any]]:
+    """The network as one chain of ordinary layers: ``[("conv1", Conv2d), ("relu1", ...)]``.
+
+    Two towers are merged first (:func:`merge_towers`; the model must be on one
+    device), so ``conv1`` has both towers' kernels and ``conv2`` has ``groups=2``; a
+    one-tower network is its tower's layers and its head. What the ONNX exporter writes
+    and the converter fills (:mod:`minialexnet.export`, :mod:`minialexnet.convert`). The
+    layers' parameters are the merged arrays: copies of the towers' when ``model`` had two
+    unmerged towers.
+    """
+    towers = [s for _, s in model.stages if isinstance(s, Towers)]
+    if towers and len(towers[0].towers) == 2:
+        model = merge_towers(model)
+    layers: list[tuple[str, Any]] = []
+    for _, stage in model.stages:
+        if isinstance(stage, MergedTowers):
+            layers += list(stage.net.named_layers())
+        elif isinstance(stage, Towers):
+            layers += list(stage.towers[0].named_layers())
+        elif isinstance(stage, OnDevice):
+            layers += list(stage.layers.named_layers())
+    return layers

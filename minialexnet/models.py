@@ -64,13 +64,15 @@ from typing import Any
 import numpy as np
 
 from .backend import Device
+from .functional.pool import pooled_size
 from .layers import LRN, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential, Tanh
 from .merged import merge_towers
-from .towers import Broadcast, Exchange, Gather, OnDevice, Towers, TwoTowerNet
+from .towers import Broadcast, Exchange, Gather, JoinedLRN, OnDevice, Towers, TwoTowerNet
 
 __all__ = [
     "alexnet",
     "alexnet_cifar",
+    "alexnet_owt",
     "cnn4",
     "model_from_config",
     "Spec",
@@ -91,39 +93,78 @@ mean image (CIFAR-10: 64; the built-in shapes: 73)."""
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
 
 
+PAPER_LRN = (5, 2.0, 1e-4, 0.75)
+"""The paper's response normalization [3.3]: (n, k, alpha, beta); alpha multiplies the plain
+sum of squares (Caffe's and ONNX's alpha is n times larger: they divide by n)."""
+_VARIANT_FIELDS = (
+    "activation",
+    "lrn",
+    "pool",
+    "towers",
+    "lrn_constants",
+    "lrn_across",
+    "pool_ceil",
+)
+
+
 @dataclass(frozen=True)
 class Variant:
-    """What the paper's ablations change; the defaults are the paper's network.
+    """What the paper's ablations (and other people's AlexNets) change; the defaults are the
+    paper's network.
 
     activation: "relu" [3.1] or "tanh"; lrn: response normalization after conv1/conv2
     [3.3]; pool: (window, stride) of every max pooling, (3, 2) overlapping [3.4] or
     (2, 2); towers: 2 [3.2], or 1 (one tower, half the kernels in conv1-conv4).
+
+    For trained weights from elsewhere (:mod:`minialexnet.convert`): lrn_constants, the
+    LRN's (n, k, alpha, beta) in this library's convention (Caffe's bvlc_alexnet: (5, 1,
+    2e-5, 0.75)); lrn_across: the LRN windows span both towers' maps (Caffe's norm
+    layers have no groups; the paper normalises within each tower); pool_ceil: pooling
+    rounds its output size up (Caffe's), which keeps pool5 at 6x6 from 224x224 images.
     """
 
     activation: str = "relu"
     lrn: bool = True
     pool: tuple[int, int] = (3, 2)
     towers: int = 2
+    lrn_constants: tuple[int, float, float, float] = PAPER_LRN
+    lrn_across: bool = False
+    pool_ceil: bool = False
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
             )
-        if not isinstance(self.lrn, bool):
-            raise ValueError(f"lrn must be True or False, got {self.lrn!r}")
+        for name in ("lrn", "lrn_across", "pool_ceil"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         pool = tuple(self.pool)
         if len(pool) != 2 or not all(isinstance(v, int) and v >= 1 for v in pool):
             raise ValueError(f"pool must be (window, stride) of positive ints, got {self.pool!r}")
         object.__setattr__(self, "pool", pool)
         if self.towers not in (1, 2):
             raise ValueError(f"towers must be 1 or 2, got {self.towers!r}")
+        constants = tuple(self.lrn_constants)
+        try:
+            n, k, alpha, beta = constants
+            LRN(int(n), float(k), float(alpha), float(beta))
+            if int(n) != n:
+                raise ValueError(f"n must be an int, got {n!r}")
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"lrn_constants must be (n, k, alpha, beta), e.g. {PAPER_LRN}; got "
+                f"{self.lrn_constants!r} ({exc})"
+            ) from None
+        object.__setattr__(self, "lrn_constants", (int(n), float(k), float(alpha), float(beta)))
+        if self.lrn_across and self.towers != 2:
+            raise ValueError("lrn_across: LRN windows across towers need two towers (towers=2)")
 
     def changes(self) -> dict[str, Any]:
         """The fields that differ from the paper's network, JSON-able (for ``config``)."""
         default = Variant()
         out: dict[str, Any] = {}
-        for name in ("activation", "lrn", "pool", "towers"):
+        for name in _VARIANT_FIELDS:
             value = getattr(self, name)
             if value != getattr(default, name):
                 out[name] = list(value) if isinstance(value, tuple) else value
@@ -132,7 +173,16 @@ class Variant:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Variant:
         """The variant a model's ``config`` records (defaults for absent keys)."""
-        return cls(**{k: config[k] for k in ("activation", "lrn", "pool", "towers") if k in config})
+        return cls(**{k: config[k] for k in _VARIANT_FIELDS if k in config})
+
+    def make_lrn(self) -> LRN:
+        """A response normalization layer with this variant's constants."""
+        n, k, alpha, beta = self.lrn_constants
+        return LRN(n=n, k=k, alpha=alpha, beta=beta)
+
+    def make_pool(self) -> MaxPool2d:
+        """A max pooling layer of this variant's window, stride and rounding."""
+        return MaxPool2d(*self.pool, ceil_mode=self.pool_ceil)
 
 
 @dataclass(frozen=True)
@@ -150,6 +200,9 @@ class Spec:
 #                    arch             input  conv1 (maps, k, s, p)  conv2..conv5 maps     pool5  fc
 ALEXNET = Spec("alexnet", 227, (48, 11, 4, 0), (128, 192, 192, 128), 6, 2048)
 ALEXNET_CIFAR = Spec("alexnet-cifar", 32, (32, 5, 1, 2), (64, 96, 96, 64), 3, 512)
+# torchvision's one-tower AlexNet ("one weird trick", Krizhevsky 2014): 64-192-384-256-256
+# maps, fc 4096. Built with towers=1, which doubles conv5 and fc (the paper's one-GPU rule).
+ALEXNET_OWT = Spec("alexnet-owt", 224, (64, 11, 4, 2), (192, 384, 256, 128), 6, 2048)
 
 
 class _LayerMaker:
@@ -203,15 +256,10 @@ class _LayerMaker:
         return layer
 
 
-def _paper_lrn() -> LRN:
-    """Response normalization with the paper's constants [3.3]: n=5, k=2, alpha=1e-4, beta=0.75."""
-    return LRN(n=5, k=2.0, alpha=1e-4, beta=0.75)
-
-
-def _pooled(size: int, pool: tuple[int, int]) -> int:
-    """Spatial size after one max pooling of (window, stride) with no padding."""
-    window, stride = pool
-    return (size - window) // stride + 1
+def _pooled(size: int, variant: Variant) -> int:
+    """Spatial size after one of the variant's max poolings (no padding)."""
+    window, stride = variant.pool
+    return pooled_size(size, window, stride, variant.pool_ceil)
 
 
 def _check_num_classes(arch: str, num_classes: Any) -> None:
@@ -232,9 +280,15 @@ def _alexnet(
     dtype: Any,
     variant: Variant = Variant(),  # noqa: B008 -- frozen, so one shared default is safe
     merged: bool | None = None,
+    input_size: int | None = None,
 ) -> TwoTowerNet:
     """The paper's network [3.5] with the per-tower sizes of ``spec``: the whole table."""
     devices = _devices(devices)
+    if input_size is None:
+        input_size = spec.input_size
+    if isinstance(input_size, bool) or not isinstance(input_size, (int, np.integer)):
+        raise ValueError(f"{spec.arch}: input_size must be an int, got {input_size!r}")
+    input_size = int(input_size)
     if init not in INITS:
         raise ValueError(f"{spec.arch}: init must be one of {INITS}, got {init!r}")
     _check_num_classes(spec.arch, num_classes)
@@ -246,21 +300,26 @@ def _alexnet(
     c2, c3, c4, c5 = spec.maps
     # the one-GPU net keeps the two-GPU net's conv5 and fc sizes (paper footnote to [3.2])
     c5, fc = c5 * 2 // n, spec.fc * 2 // n
-    size = (spec.input_size + 2 * p1 - k1) // s1 + 1  # conv1's maps
+    size = (input_size + 2 * p1 - k1) // s1 + 1  # conv1's maps
     for _ in range(3):  # pool1, pool2, pool5 (conv2-conv5 keep the size)
-        size = _pooled(size, variant.pool)
+        size = _pooled(size, variant) if size >= variant.pool[0] else 0
+    if size < 1:
+        raise ValueError(
+            f"{spec.arch}: input_size {input_size} is too small: nothing is left after pool5"
+        )
     flat = n * c5 * size**2  # fc6 sees every tower's pool5 maps
-    if variant.pool == (3, 2) and size != spec.pool5:
+    paper_pools = variant.pool == (3, 2) and not variant.pool_ceil
+    if paper_pools and input_size == spec.input_size and size != spec.pool5:
         raise AssertionError(f"{spec.arch}: pool5 is {size}x{size}, the table says {spec.pool5}")
 
     def act() -> Any:
         return ACTIVATIONS[variant.activation]()
 
-    def norm() -> list[tuple[str, Any]]:
-        return [("norm", _paper_lrn())] if variant.lrn else []
+    def norm() -> list[tuple[str, Any]]:  # in the towers, or a stage of its own (lrn_across)
+        return [("norm", variant.make_lrn())] if variant.lrn and not variant.lrn_across else []
 
     def pool() -> MaxPool2d:
-        return MaxPool2d(*variant.pool)  # overlapping (3, 2) [3.4]
+        return variant.make_pool()  # overlapping (3, 2) [3.4]
 
     def named(layers: list[tuple[str, Any]], number: int) -> list[tuple[str, Any]]:
         return [(f"{kind}{number}", layer) for kind, layer in layers]
@@ -269,12 +328,18 @@ def _alexnet(
         return Towers([build(_LayerMaker(rng, init, dtype, d)) for d in towers_on], towers_on)
 
     # Per tower. "own": sees only its own tower's maps; "both": after an Exchange.
+    def conv1(make: _LayerMaker) -> list[tuple[str, Any]]:  # the image
+        return named([("conv", make.conv(3, c1, k1, s1, p1, bias=0.0, image=True)),
+                      (variant.activation, act())], 1)  # fmt: skip
+
+    def conv2(make: _LayerMaker) -> list[tuple[str, Any]]:  # own
+        return named([("conv", make.conv(c1, c2, 5, 1, 2, bias=1.0)),
+                      (variant.activation, act())], 2)  # fmt: skip
+
     def conv1_2(make: _LayerMaker) -> Sequential:
         return Sequential([
-            *named([("conv", make.conv(3, c1, k1, s1, p1, bias=0.0, image=True)),  # the image
-                    (variant.activation, act()), *norm(), ("pool", pool())], 1),
-            *named([("conv", make.conv(c1, c2, 5, 1, 2, bias=1.0)),    # own
-                    (variant.activation, act()), *norm(), ("pool", pool())], 2),
+            *conv1(make), *named([*norm(), ("pool", pool())], 1),
+            *conv2(make), *named([*norm(), ("pool", pool())], 2),
         ])  # fmt: skip
 
     def conv3_5(make: _LayerMaker) -> Sequential:
@@ -308,11 +373,31 @@ def _alexnet(
             ("fc8", make.fc(n * fc, num_classes, bias=0.0, last=True)),  # both; softmax: loss
         ])  # fmt: skip
 
+    def joined_norm(number: int) -> JoinedLRN:  # one window across both towers' maps
+        return JoinedLRN(towers_on, variant.make_lrn(), f"norm{number}")
+
+    if variant.lrn and variant.lrn_across:  # conv1-2 cut at the LRNs; pool2 after the Exchange
+
+        def third(make: _LayerMaker) -> Sequential:
+            return Sequential([("pool2", pool()), *conv3_5(make).named_layers()])
+
+        front = [
+            ("conv1", towers(lambda make: Sequential(conv1(make)))),
+            ("norm1", joined_norm(1)),
+            ("conv2", towers(lambda make: Sequential([("pool1", pool()), *conv2(make)]))),
+            ("norm2", joined_norm(2)),
+            ("to_conv3", Exchange(towers_on)),
+            ("conv3-5", towers(third)),
+        ]
+    else:
+        front = [
+            ("conv1-2", towers(conv1_2)),
+            ("to_conv3", Exchange(towers_on)),
+            ("conv3-5", towers(conv3_5)),
+        ]
     stages = [
         ("input", Broadcast(towers_on, dtype)),
-        ("conv1-2", towers(conv1_2)),
-        ("to_conv3", Exchange(towers_on)),
-        ("conv3-5", towers(conv3_5)),
+        *front,
         ("to_fc6", Exchange(towers_on)),
         ("fc6", towers(fc6)),
         ("to_fc7", Exchange(towers_on)),
@@ -324,19 +409,19 @@ def _alexnet(
     config = {
         "arch": spec.arch,
         "num_classes": int(num_classes),
-        "input_size": spec.input_size,
+        "input_size": input_size,
         "init": init,
         "dtype": np.dtype(dtype).name,
         **variant.changes(),
     }
     notes = []
-    if spec.input_size == 227:
+    if input_size == 227:
         notes.append(
             "input 227x227: the paper's text says 224, but conv1 (11x11, stride 4, no padding) "
             "needs 227 for its 55x55 maps: (227 - 11) / 4 + 1 = 55"
         )
     model = TwoTowerNet(
-        stages, devices=devices, input_size=spec.input_size, dtype=dtype, config=config, notes=notes
+        stages, devices=devices, input_size=input_size, dtype=dtype, config=config, notes=notes
     )
     if merged is None:  # by default on one GPU: the towers as one network, fewer launches
         merged = len(devices) == 1 and devices[0].is_gpu and n == 2
@@ -371,6 +456,10 @@ def alexnet(
     pool: tuple[int, int] = (3, 2),
     towers: int = 2,
     merged: bool | None = None,
+    input_size: int | None = None,
+    lrn_constants: tuple[int, float, float, float] = PAPER_LRN,
+    lrn_across: bool = False,
+    pool_ceil: bool = False,
 ) -> TwoTowerNet:
     """The paper's AlexNet on 227x227x3 images: 60,965,224 parameters for 1000 classes.
 
@@ -391,12 +480,15 @@ def alexnet(
             (:mod:`minialexnet.merged`: grouped convolutions, the same function and
             parameters, half the launches). Default (None): on one GPU yes; on the CPU
             and on two devices no (there the towers run at once, one per core or GPU).
+        input_size: the images' side (default 227); fc6's inputs follow from it.
+        lrn_constants, lrn_across, pool_ceil: for weights trained elsewhere, e.g. Caffe's
+            bvlc_alexnet at 224x224 (:class:`Variant`, :mod:`minialexnet.convert`).
 
     Returns:
         a :class:`~minialexnet.towers.TwoTowerNet`; ``forward(x)`` takes (N, 3, 227, 227).
     """
-    variant = Variant(activation, lrn, pool, towers)
-    return _alexnet(ALEXNET, num_classes, devices, seed, init, dtype, variant, merged)
+    variant = Variant(activation, lrn, pool, towers, lrn_constants, lrn_across, pool_ceil)
+    return _alexnet(ALEXNET, num_classes, devices, seed, init, dtype, variant, merged, input_size)
 
 
 def alexnet_cifar(
@@ -411,6 +503,10 @@ def alexnet_cifar(
     pool: tuple[int, int] = (3, 2),
     towers: int = 2,
     merged: bool | None = None,
+    input_size: int | None = None,
+    lrn_constants: tuple[int, float, float, float] = PAPER_LRN,
+    lrn_across: bool = False,
+    pool_ceil: bool = False,
 ) -> TwoTowerNet:
     """AlexNet's topology for 32x32x3 images (CIFAR-10): 2,846,090 parameters for 10 classes.
 
@@ -418,8 +514,37 @@ def alexnet_cifar(
     conv4 96, conv5 64 (3x3 p1, -> pool 3), fc6 512 (1152 in), fc7 512 (1024 in); fc8
     1024 -> num_classes. Same arguments as :func:`alexnet` (``merged`` too); input (N, 3, 32, 32).
     """
-    variant = Variant(activation, lrn, pool, towers)
-    return _alexnet(ALEXNET_CIFAR, num_classes, devices, seed, init, dtype, variant, merged)
+    variant = Variant(activation, lrn, pool, towers, lrn_constants, lrn_across, pool_ceil)
+    return _alexnet(
+        ALEXNET_CIFAR, num_classes, devices, seed, init, dtype, variant, merged, input_size
+    )
+
+
+def alexnet_owt(
+    num_classes: int = 1000,
+    devices: Any = None,
+    seed: int = 0,
+    init: str = "scaled",
+    *,
+    dtype: Any = "float32",
+    activation: str = "relu",
+    lrn: bool = False,
+    pool: tuple[int, int] = (3, 2),
+    input_size: int | None = None,
+    lrn_constants: tuple[int, float, float, float] = PAPER_LRN,
+    pool_ceil: bool = False,
+) -> TwoTowerNet:
+    """torchvision's AlexNet, the one-tower net of "One weird trick" (Krizhevsky 2014).
+
+    The same code as :func:`alexnet` with one tower and no LRN: conv1 64 11x11 stride 4
+    pad 2 (224 -> 55 -> pool 27), conv2 192 5x5 p2 (-> pool 13), conv3 384, conv4 256,
+    conv5 256 (3x3 p1, -> pool 6), fc6 4096 (9216 in), fc7 4096, fc8 1000:
+    61,100,840 parameters for 1000 classes, input (N, 3, 224, 224). Its dropout sits
+    after fc6's and fc7's ReLUs as in the paper (torchvision's sits before fc6 and fc7):
+    the same function at test time. ``init`` "scaled" is PyTorch's default.
+    """
+    variant = Variant(activation, lrn, pool, 1, lrn_constants, False, pool_ceil)
+    return _alexnet(ALEXNET_OWT, num_classes, devices, seed, init, dtype, variant, None, input_size)
 
 
 def cnn4(
@@ -462,14 +587,14 @@ def cnn4(
     make = _LayerMaker(np.random.default_rng(seed), init, dtype, device, depth=4)
     size = 32
     for _ in range(3):
-        size = _pooled(size, variant.pool)
+        size = _pooled(size, variant)
     layers: list[tuple[str, Any]] = []
     for i, (c_in, c_out) in enumerate([(3, 32), (32, 32), (32, 64)], start=1):
         layers += [(f"conv{i}", make.conv(c_in, c_out, 5, 1, 2, bias=0.0, image=i == 1)),
                    (f"{variant.activation}{i}", ACTIVATIONS[variant.activation]()),
-                   (f"pool{i}", MaxPool2d(*variant.pool))]  # fmt: skip
+                   (f"pool{i}", variant.make_pool())]  # fmt: skip
         if variant.lrn and i < 3:
-            layers.append((f"norm{i}", _paper_lrn()))
+            layers.append((f"norm{i}", variant.make_lrn()))
     layers.append(("flatten", Flatten()))
     head = Sequential([("fc", make.fc(64 * size**2, num_classes, bias=0.0, last=True))])
     stages = [
@@ -489,7 +614,12 @@ def cnn4(
     return TwoTowerNet(stages, devices=devices, input_size=32, dtype=dtype, config=config)
 
 
-ARCHS = {"alexnet": alexnet, "alexnet-cifar": alexnet_cifar, "cnn4": cnn4}
+ARCHS = {
+    "alexnet": alexnet,
+    "alexnet-cifar": alexnet_cifar,
+    "alexnet-owt": alexnet_owt,
+    "cnn4": cnn4,
+}
 
 
 def model_from_config(config: dict[str, Any], devices: Any = None, seed: int = 0) -> TwoTowerNet:
@@ -505,5 +635,11 @@ def model_from_config(config: dict[str, Any], devices: Any = None, seed: int = 0
         "pool": variant.pool,
     }
     if arch != "cnn4":
-        kwargs["towers"] = variant.towers
+        kwargs.update(
+            input_size=config.get("input_size"),
+            lrn_constants=variant.lrn_constants,
+            pool_ceil=variant.pool_ceil,
+        )
+    if arch in ("alexnet", "alexnet-cifar"):
+        kwargs.update(towers=variant.towers, lrn_across=variant.lrn_across)
     return ARCHS[arch](config["num_classes"], devices, seed, config.get("init", "paper"), **kwargs)

@@ -27,6 +27,7 @@ build both and compare them.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator, Sequence
 from functools import partial
@@ -36,7 +37,8 @@ import numpy as np
 
 from .backend import Device, to_numpy
 from .concurrency import run_per_device
-from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential
+from .functional.pool import pooled_size
+from .layers import LRN, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential
 
 __all__ = [
     "TOWER_NAMES",
@@ -44,6 +46,7 @@ __all__ = [
     "Towers",
     "Exchange",
     "Gather",
+    "JoinedLRN",
     "OnDevice",
     "TwoTowerNet",
     "output_shape",
@@ -100,7 +103,8 @@ def _check_list(what: str, xs: Any, n: int) -> None:
 def output_shape(layer: Any, shape: Shape) -> Shape:
     """The output shape of ``layer`` for an input of ``shape`` (no computation).
 
-    Conv2d: ``(H + 2 pad - K) // stride + 1``; MaxPool2d: ``(H - size) // stride + 1``;
+    Conv2d: ``(H + 2 pad - K) // stride + 1``; MaxPool2d: ``(H - size) // stride + 1``
+    (rounded up in ceil mode, :func:`~minialexnet.functional.pool.pooled_size`);
     Flatten: ``(N, C*H*W)``; Linear: ``(..., out_features)``; a Sequential: its layers
     in turn; everything else (ReLU, LRN, Dropout, ...) keeps the shape.
     """
@@ -108,13 +112,16 @@ def output_shape(layer: Any, shape: Shape) -> Shape:
         for sub in layer:
             shape = output_shape(sub, shape)
         return shape
-    if isinstance(layer, (Conv2d, MaxPool2d)):
-        if isinstance(layer, Conv2d):
-            channels, kernel, pad = layer.out_channels, layer.kernel_size, layer.pad
-        else:
-            channels, kernel, pad = shape[1], layer.size, (0, 0)
+    if isinstance(layer, Conv2d):
+        kernel, pad = layer.kernel_size, layer.pad
         hw = [(shape[2 + i] + 2 * pad[i] - kernel[i]) // layer.stride[i] + 1 for i in (0, 1)]
-        return (shape[0], channels, *hw)
+        return (shape[0], layer.out_channels, *hw)
+    if isinstance(layer, MaxPool2d):
+        hw = [
+            pooled_size(shape[2 + i], layer.size[i], layer.stride[i], layer.ceil_mode)
+            for i in (0, 1)
+        ]
+        return (shape[0], shape[1], *hw)
     if isinstance(layer, Flatten):
         return (shape[0], math.prod(shape[1:]))
     if isinstance(layer, Linear):
@@ -330,6 +337,96 @@ class Gather(_Move):
         """One summary row and the joined shape."""
         joined = (shapes[0][0], sum(s[1] for s in shapes), *shapes[0][2:])
         return [(label, joined, 0, self.device.name)], joined
+
+
+class JoinedLRN:
+    """Response normalisation whose windows run across BOTH towers' maps (Caffe's AlexNet).
+
+    The paper normalises each GPU's maps on their own [3.3]; Caffe's ``bvlc_alexnet``
+    (and the ONNX model zoo's copy of it) has no groups in its norm layers, so a window
+    at tower a's last maps also sums tower b's first ones. To run those weights exactly,
+    tower ``t`` gets the joined maps ``j = cat(x_a, x_b)`` (as :class:`Exchange` moves
+    them), normalises all of them and keeps its own: ``y_t = LRN(j)[:, piece t]``.
+    Backward: ``dj_t = LRN'(j)^T [0 .. dy_t .. 0]`` on tower ``t``'s device, and
+    :class:`Exchange`'s adjoint sends each piece home and sums it there. Two towers on
+    one device compute the LRN once. In a merged network (:mod:`minialexnet.merged`)
+    this is a plain ``LRN`` over all channels.
+    """
+
+    def __init__(self, devices: Sequence[Device], norm: LRN, name: str = "norm") -> None:
+        if norm.groups != 1:
+            raise ValueError(f"JoinedLRN: the LRN must have groups=1, got {norm!r}")
+        self.devices = [Device(d) for d in devices]
+        self.shared = len({d.name for d in self.devices}) == 1
+        self.norms = [norm] + [copy.copy(norm) for _ in self.devices[1:]]
+        self.name = name
+        self.exchange = Exchange(self.devices)
+        self.bounds: list[int] | None = None
+
+    def _pieces(self, x: Any, device: Device) -> list[Any]:
+        """``x``'s tower pieces along axis 1, each a contiguous copy on ``device``."""
+        assert self.bounds is not None
+        with device:
+            return [
+                device.xp.ascontiguousarray(x[:, lo:hi])
+                for lo, hi in zip(self.bounds[:-1], self.bounds[1:], strict=True)
+            ]
+
+    def forward(self, xs: list[Any], train: bool = True) -> list[Any]:
+        """``[LRN(cat(x_a, x_b))[:, piece t] on devices[t]]``."""
+        _check_list("JoinedLRN.forward", xs, len(self.devices))
+        self.bounds = [int(b) for b in np.cumsum([0, *(x.shape[1] for x in xs)])]
+        if self.shared:
+            dev = self.devices[0]
+            with dev:
+                return self._pieces(self.norms[0].forward(_concat_on(dev, xs)), dev)
+        joined = self.exchange.forward(xs)
+        outs = []
+        for t, (dev, norm, j) in enumerate(zip(self.devices, self.norms, joined, strict=True)):
+            with dev:
+                outs.append(self._pieces(norm.forward(j, train=train), dev)[t])
+        return outs
+
+    def backward(self, douts: list[Any]) -> list[Any]:
+        """Each tower's input gradient, on its own device (see the class docstring)."""
+        _check_list("JoinedLRN.backward", douts, len(self.devices))
+        if self.bounds is None:
+            raise RuntimeError("JoinedLRN.backward called before forward")
+        if self.shared:
+            dev = self.devices[0]
+            with dev:
+                return self._pieces(self.norms[0].backward(_concat_on(dev, douts)), dev)
+        djs = []
+        for t, (dev, norm, g) in enumerate(zip(self.devices, self.norms, douts, strict=True)):
+            with dev:
+                full = dev.xp.zeros((g.shape[0], self.bounds[-1], *g.shape[2:]), dtype=g.dtype)
+                full[:, self.bounds[t] : self.bounds[t + 1]] = g
+                djs.append(norm.backward(full))
+        return self.exchange.backward(djs)
+
+    def parameters(self) -> Iterator[tuple[str, Any, Any]]:
+        """None: LRN has no parameters."""
+        return iter(())
+
+    def zero_grad(self) -> None:
+        """Nothing to clear."""
+        pass
+
+    def named_layers(self) -> Iterator[tuple[str, Any, Device]]:
+        """``("<tower>.<name>", lrn, device)`` per tower (one LRN when the towers share a
+        device)."""
+        for t, norm, dev in zip(TOWER_NAMES, self.norms, self.devices, strict=False):
+            yield f"{t}.{self.name}", norm, dev
+            if self.shared:
+                return
+
+    def describe(self, label: str, shapes: list[Shape]) -> tuple[list[Row], list[Shape]]:
+        """Summary rows (one per tower); the shapes do not change."""
+        rows = [
+            (f"{t}.{self.name}", shape, 0, d.name)
+            for t, d, shape in zip(TOWER_NAMES, self.devices, shapes, strict=False)
+        ]
+        return rows, list(shapes)
 
 
 class OnDevice:

@@ -1,0 +1,735 @@
+"""``python -m minialexnet.convert MODEL.onnx OUT.npz``: trained AlexNet weights from ONNX.
+
+An ONNX file is a graph of standard operators (Conv, Relu, LRN, MaxPool, Gemm, ...)
+with the weights stored beside it. The converter reads it with the ``onnx`` package,
+walks the chain from the input to the output and turns each node into the layer of
+this library that computes the same thing:
+
+    ONNX node                         layer here
+    Conv (group g)                    Conv2d (groups g)          W (C_out, C_in/g, K, K), B
+    Relu / Tanh                       ReLU / Tanh
+    LRN (size n, alpha, beta, bias)   LRN(n, k=bias, alpha/n, beta)   ONNX divides alpha by n
+    Split -> LRN x g -> Concat        LRN(groups=g)                   each tower its own maps
+    MaxPool (pads, ceil_mode)         MaxPool2d (ceil_mode)           end pads = rounding up
+    Flatten / Reshape (N, -1)         Flatten
+    Gemm (transB) / MatMul + Add      Linear                          w (out, in)
+    Dropout, Identity                 nothing at test time (dropout stays in the model)
+    Softmax (last)                    nothing: the model gives logits, predict applies it
+
+The chain is then matched against the networks this library builds (the paper's
+``alexnet`` with its towers, ``alexnet-owt``, ``alexnet-cifar``, ``cnn4``): the
+model whose layers have exactly the graph's kinds, shapes and constants is built
+and its weights are filled in. Two towers come from the groups: conv2, conv4 and
+conv5 have ``group=2``, so conv1's 96 kernels split 48/48 (the first 48 feed group
+0 of conv2: tower a) and each tower takes its half of every layer
+(:mod:`minialexnet.merged` is the same correspondence). Caffe's LRN has no groups,
+so its windows run across the towers' maps: the model is built with
+``lrn_across=True`` (:class:`~minialexnet.towers.JoinedLRN`) and computes exactly
+what the file computes.
+
+The input convention travels with the weights, not in the file: Caffe's
+``bvlc_alexnet`` wants BGR pixels 0-255 minus the ImageNet mean; torchvision's
+wants RGB scaled to 0-1, minus (0.485, 0.456, 0.406), divided by (0.229, 0.224,
+0.225). This library feeds RGB 0-255 minus a mean image, so the converter folds
+the difference into conv1 (channels reordered, divided by the scale; exact, since
+zero padding is the mean in both) and stores the mean as the checkpoint's mean
+image: ``predict`` and ``evaluate`` then prepare photos correctly with no special
+case. The checkpoint's ``source`` records the file, its SHA-256 and the convention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .checkpoint import pack, save_checkpoint
+from .data.imagenet import imagenet_classes
+from .data.transforms import Stats
+from .functional.pool import pooled_size
+from .layers import LRN, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Tanh
+from .merged import flat_layers, merge_towers
+from .models import ARCHS, PAPER_LRN
+from .towers import Towers
+
+__all__ = ["CONVENTIONS", "Chain", "Convention", "ConvertError", "convert", "read_chain", "main"]
+
+
+class ConvertError(ValueError):
+    """An ONNX file this converter cannot turn into a minialexnet model; says why."""
+
+
+@dataclass(frozen=True)
+class Convention:
+    """What a network's first layer expects: ``u_c = (x[order[c]] - mean[c]) / std[c]``,
+    ``x`` the RGB pixels on a 0-255 scale, ``c`` the network's input channel."""
+
+    name: str
+    order: str  # "RGB" or "BGR": the channel order the weights expect
+    mean: tuple[float, float, float]  # per channel, in that order, on the 0-255 scale
+    std: tuple[float, float, float]  # per channel, in that order, on the 0-255 scale
+    resize: int  # shorter side before the centre crop
+    note: str
+
+
+CONVENTIONS = {
+    "caffe": Convention(
+        "caffe", "BGR", (104.00698793, 116.66876762, 122.67891434), (1.0, 1.0, 1.0), 256,
+        "Caffe's bvlc_alexnet: BGR, 0-255, minus the ILSVRC-2012 mean per channel "
+        "(ilsvrc_2012_mean.npy averaged over the image)",
+    ),
+    "torchvision": Convention(
+        "torchvision", "RGB", (0.485 * 255, 0.456 * 255, 0.406 * 255),
+        (0.229 * 255, 0.224 * 255, 0.225 * 255), 256,
+        "torchvision: RGB scaled to 0-1, minus (0.485, 0.456, 0.406), divided by "
+        "(0.229, 0.224, 0.225)",
+    ),
+    "minialexnet": Convention(
+        "minialexnet", "RGB", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), 0,
+        "this library's: RGB, 0-255, minus the mean image (a file exported from here)",
+    ),
+}  # fmt: skip
+
+
+# -- reading the graph into a chain of layer descriptions ---------------------------------------
+
+
+@dataclass
+class Op:
+    """One layer read from the graph: ``kind`` and what it needs; ``node`` names its node."""
+
+    kind: str  # conv relu tanh lrn pool flatten fc
+    node: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    weights: tuple[np.ndarray, ...] = ()
+    out_shape: tuple[int, ...] = ()  # per image: (C, H, W) or (D,)
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise ConvertError(
+            "reading ONNX needs the onnx package: pip install 'minialexnet[onnx]' (or: pip "
+            "install onnx)"
+        ) from None
+    return onnx
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _where(node: Any) -> str:
+    return f"node {node.name or '(unnamed)'!r} ({node.op_type})"
+
+
+class _Graph:
+    """The graph's tensors and who uses them, for walking the chain."""
+
+    def __init__(self, model: Any) -> None:
+        from onnx import numpy_helper
+
+        graph = model.graph
+        self.consts: dict[str, np.ndarray] = {
+            t.name: numpy_helper.to_array(t) for t in graph.initializer
+        }
+        self.nodes = list(graph.node)
+        for node in self.nodes:
+            if node.op_type == "Constant":
+                value = _attrs(node).get("value")
+                if value is None:
+                    raise ConvertError(f"{_where(node)}: only tensor constants are understood")
+                self.consts[node.output[0]] = numpy_helper.to_array(value)
+        self.users: dict[str, list[Any]] = {}
+        for node in self.nodes:
+            for name in node.input:
+                if name and name not in self.consts:
+                    self.users.setdefault(name, []).append(node)
+        inputs = [i for i in graph.input if i.name not in self.consts]
+        if len(inputs) != 1:
+            raise ConvertError(
+                f"the graph has {len(inputs)} inputs besides its weights "
+                f"({[i.name for i in inputs]}); an AlexNet has one, the images"
+            )
+        self.input = inputs[0]
+        self.outputs = [o.name for o in graph.output]
+
+    def const(self, node: Any, index: int, what: str) -> np.ndarray:
+        if len(node.input) <= index or node.input[index] not in self.consts:
+            raise ConvertError(f"{_where(node)}: its {what} must be a stored weight (initializer)")
+        return self.consts[node.input[index]]
+
+    def next_node(self, value: str) -> Any | None:
+        users = self.users.get(value, [])
+        if len(users) > 1:
+            kinds = ", ".join(_where(u) for u in users)
+            raise ConvertError(
+                f"tensor {value!r} feeds {len(users)} nodes ({kinds}): an AlexNet is one chain"
+            )
+        return users[0] if users else None
+
+
+def _input_shape(graph: _Graph) -> tuple[int, int, int]:
+    dims = graph.input.type.tensor_type.shape.dim
+    shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    if len(shape) != 4 or shape[1] != 3 or shape[2] is None or shape[2] != shape[3]:
+        raise ConvertError(
+            f"the input {graph.input.name!r} has shape {shape}: an AlexNet takes square RGB "
+            "images (N, 3, S, S) with S given"
+        )
+    return 3, shape[2], shape[3]
+
+
+def _check_only(node: Any, attrs: dict[str, Any], allowed: dict[str, Any]) -> None:
+    """Refuse attributes this converter does not model (dilations, auto_pad SAME, ...)."""
+    for name, value in attrs.items():
+        if name in allowed and allowed[name] is not None and value not in allowed[name]:
+            raise ConvertError(f"{_where(node)}: {name}={value!r} is not supported")
+
+
+def _pairs(node: Any, attrs: dict[str, Any], name: str, default: int) -> tuple[int, int]:
+    value = list(attrs.get(name, [default, default]))
+    if len(value) != 2:
+        raise ConvertError(f"{_where(node)}: {name}={value} is not 2-D")
+    return int(value[0]), int(value[1])
+
+
+def _pads(node: Any, attrs: dict[str, Any]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((top, left), (bottom, right)) from ONNX's [top, left, bottom, right]."""
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
+        raise ConvertError(f"{_where(node)}: auto_pad={attrs['auto_pad']!r} is not supported")
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    if len(pads) != 4:
+        raise ConvertError(f"{_where(node)}: pads={pads} is not 2-D")
+    return (pads[0], pads[1]), (pads[2], pads[3])
+
+
+def _conv(graph: _Graph, node: Any, shape: tuple[int, ...]) -> Op:
+    attrs = _attrs(node)
+    _check_only(node, attrs, {"dilations": ([1, 1],)})
+    w = graph.const(node, 1, "weight W")
+    b = graph.const(node, 2, "bias B") if len(node.input) > 2 else np.zeros(w.shape[0], w.dtype)
+    groups = int(attrs.get("group", 1))
+    begin, end = _pads(node, attrs)
+    if begin != end or begin[0] != begin[1]:
+        raise ConvertError(f"{_where(node)}: padding {begin + end} is not the same on every side")
+    stride = _pairs(node, attrs, "strides", 1)
+    if w.ndim != 4 or w.shape[2] != w.shape[3] or stride[0] != stride[1]:
+        raise ConvertError(f"{_where(node)}: only square kernels and strides, got W {w.shape}")
+    if len(shape) != 3 or w.shape[1] * groups != shape[0]:
+        raise ConvertError(
+            f"{_where(node)}: W {w.shape} with group={groups} does not fit its input {shape}"
+        )
+    k, s, p = w.shape[2], stride[0], begin[0]
+    side = (shape[1] + 2 * p - k) // s + 1
+    return Op(
+        "conv", node.name, {"kernel": k, "stride": s, "pad": p, "groups": groups}, (w, b),
+        (w.shape[0], side, side),
+    )  # fmt: skip
+
+
+def _pool(node: Any, shape: tuple[int, ...]) -> Op:
+    attrs = _attrs(node)
+    _check_only(node, attrs, {"dilations": ([1, 1],), "storage_order": (0,)})
+    k, s = _pairs(node, attrs, "kernel_shape", 0), _pairs(node, attrs, "strides", 1)
+    begin, end = _pads(node, attrs)
+    if k[0] != k[1] or s[0] != s[1] or begin != (0, 0) or end[0] != end[1] or len(shape) != 3:
+        raise ConvertError(
+            f"{_where(node)}: only square windows, no padding at the start, got kernel {k}, "
+            f"strides {s}, pads {begin + end}"
+        )
+    h, k, s, extra = shape[1], k[0], s[0], end[0]
+    if int(attrs.get("ceil_mode", 0)):
+        if extra:
+            raise ConvertError(f"{_where(node)}: ceil_mode with padding is not supported")
+        side = pooled_size(h, k, s, True)
+    else:
+        side = (h + extra - k) // s + 1
+    floor_side, ceil_side = pooled_size(h, k, s, False), pooled_size(h, k, s, True)
+    if side not in (floor_side, ceil_side):
+        raise ConvertError(
+            f"{_where(node)}: end padding {extra} gives {side}x{side} maps from {h}x{h}; "
+            f"pooling here gives {floor_side} (floor) or {ceil_side} (ceil)"
+        )
+    # ceil: None when both roundings give the same size (either will do)
+    ceil = None if floor_side == ceil_side else side == ceil_side
+    return Op("pool", node.name, {"size": k, "stride": s, "ceil": ceil}, (), (shape[0], side, side))
+
+
+def _f32(value: Any) -> float:
+    """An ONNX float attribute (stored as float32) as the decimal it was written as: 1e-4,
+    not 9.99999974738e-05."""
+    return float(str(np.float32(value)))
+
+
+def _lrn(node: Any, shape: tuple[int, ...], groups: int = 1) -> Op:
+    attrs = _attrs(node)
+    n = int(attrs["size"])
+    if n % 2 == 0:
+        raise ConvertError(
+            f"{_where(node)}: LRN size {n} is even; ONNX's window (c - {(n - 1) // 2} .. "
+            f"c + {n // 2}) is not this library's (c - {n // 2} .. c + {(n - 1) // 2})"
+        )
+    # ONNX: b = a / (bias + alpha / n * sum a^2)^beta; here alpha multiplies the plain sum
+    alpha = _f32(attrs.get("alpha", 1e-4)) / n
+    constants = (n, _f32(attrs.get("bias", 1.0)), alpha, _f32(attrs.get("beta", 0.75)))
+    return Op("lrn", node.name, {"constants": constants, "groups": groups}, (), shape)
+
+
+def _grouped_lrn(graph: _Graph, split: Any, shape: tuple[int, ...]) -> tuple[Op, list[Any]]:
+    """Split(axis 1, equal) -> one LRN per part -> Concat(axis 1): LRN(groups=parts)."""
+    attrs = _attrs(split)
+    parts = list(split.output)
+    sizes = attrs.get("split")
+    if sizes is None and len(split.input) > 1 and split.input[1]:
+        sizes = graph.const(split, 1, "split sizes").tolist()
+    if attrs.get("axis", 0) != 1 or len(shape) != 3 or shape[0] % len(parts):
+        raise ConvertError(f"{_where(split)}: only a split of the channels into equal parts")
+    if sizes is not None and len(set(sizes)) != 1:
+        raise ConvertError(f"{_where(split)}: unequal parts {sizes}")
+    lrns = [graph.next_node(p) for p in parts]
+    if any(n is None or n.op_type != "LRN" for n in lrns):
+        raise ConvertError(f"{_where(split)}: each part must go to an LRN (grouped LRN)")
+    ops = [_lrn(n, shape, len(parts)) for n in lrns]
+    if len({op.attrs["constants"] for op in ops}) != 1:
+        raise ConvertError(f"{_where(split)}: the parts' LRNs differ")
+    concat = graph.next_node(lrns[0].output[0])
+    if (
+        concat is None
+        or concat.op_type != "Concat"
+        or _attrs(concat).get("axis") != 1
+        or list(concat.input) != [n.output[0] for n in lrns]
+    ):
+        raise ConvertError(f"{_where(split)}: the parts' LRNs must be joined by one Concat(axis=1)")
+    return Op("lrn", split.name, ops[0].attrs, (), shape), [*lrns, concat]
+
+
+def _fc(graph: _Graph, node: Any, shape: tuple[int, ...]) -> tuple[Op, list[Any]]:
+    """Gemm, or MatMul followed by Add: ``x @ W (+ b)``; and the nodes it took."""
+    if len(shape) != 1:
+        raise ConvertError(f"{_where(node)}: a fully connected layer needs flat input, got {shape}")
+    last = node
+    if node.op_type == "Gemm":
+        attrs = _attrs(node)
+        _check_only(node, attrs, {"alpha": (1.0,), "beta": (1.0,), "transA": (0,)})
+        w = graph.const(node, 1, "weight B")
+        w = w if attrs.get("transB", 0) else w.T
+        b = graph.const(node, 2, "bias C") if len(node.input) > 2 else np.zeros(w.shape[0])
+    else:  # MatMul (+ Add)
+        w = graph.const(node, 1, "weight").T
+        b = np.zeros(w.shape[0], w.dtype)
+        add = graph.next_node(node.output[0])
+        if add is not None and add.op_type == "Add":
+            b, last = graph.const(add, 1, "bias"), add
+    b = np.broadcast_to(np.asarray(b).reshape(-1), (w.shape[0],))
+    if w.ndim != 2 or w.shape[1] != shape[0]:
+        raise ConvertError(f"{_where(node)}: weight {w.shape} does not fit its {shape[0]} inputs")
+    taken = [node] if last is node else [node, last]
+    return Op("fc", node.name, {}, (np.ascontiguousarray(w), b.copy()), (w.shape[0],)), taken
+
+
+def _flatten(graph: _Graph, node: Any, shape: tuple[int, ...]) -> Op:
+    size = math.prod(shape)
+    if node.op_type == "Flatten":
+        if _attrs(node).get("axis", 1) != 1:
+            raise ConvertError(f"{_where(node)}: only Flatten(axis=1)")
+    else:  # Reshape: a shape attribute (opset < 5) or a constant input
+        attrs = _attrs(node)
+        target = attrs.get("shape")
+        target = list(target) if target is not None else graph.const(node, 1, "shape").tolist()
+        if len(target) != 2 or target[1] not in (-1, size) or target[0] not in (-1, 0, 1):
+            raise ConvertError(f"{_where(node)}: reshape to {target}: only to (N, {size})")
+    return Op("flatten", node.name, {}, (), (size,))
+
+
+_PASS = {"Dropout", "Identity"}
+
+
+@dataclass
+class Chain:
+    """What :func:`read_chain` found: the layers, the input size, whether a Softmax ended
+    the graph, and the mean image (S, S, 3) a leading ``Sub`` took from the images."""
+
+    ops: list[Op]
+    size: int
+    softmax: bool
+    mean: np.ndarray | None
+
+
+def read_chain(model: Any) -> Chain:
+    """The layers on the graph's path from its input to its output. Raises
+    :class:`ConvertError` naming the node it cannot read."""
+    graph = _Graph(model)
+    shape: tuple[int, ...] = _input_shape(graph)
+    size = shape[1]
+    ops: list[Op] = []
+    softmax = False
+    mean = None
+    value = graph.input.name
+    seen: set[int] = set()
+    first = graph.next_node(value)
+    if first is not None and first.op_type == "Sub" and first.input[0] == value:
+        # `python -m minialexnet.export --raw-input`: the mean image, subtracted in the graph
+        const = graph.const(first, 1, "mean")
+        if const.shape != (1, 3, size, size):
+            raise ConvertError(f"{_where(first)}: only a mean image of shape (1, 3, S, S)")
+        mean = const[0].transpose(1, 2, 0)
+        seen.add(id(first))
+        value = first.output[0]
+    while (node := graph.next_node(value)) is not None:
+        if softmax:
+            raise ConvertError(f"{_where(node)} after the Softmax: the Softmax must come last")
+        seen.add(id(node))
+        kind = node.op_type
+        taken = [node]
+        if kind == "Conv":
+            op = _conv(graph, node, shape)
+        elif kind in ("Relu", "Tanh"):
+            op = Op(kind.lower(), node.name, {}, (), shape)
+        elif kind == "LRN":
+            op = _lrn(node, shape)
+        elif kind == "Split":
+            op, taken = _grouped_lrn(graph, node, shape)
+        elif kind == "MaxPool":
+            op = _pool(node, shape)
+        elif kind in ("Flatten", "Reshape"):
+            op = _flatten(graph, node, shape)
+        elif kind in ("Gemm", "MatMul"):
+            op, taken = _fc(graph, node, shape)
+        elif kind in ("AveragePool", "GlobalAveragePool"):
+            attrs = _attrs(node)
+            same = kind == "GlobalAveragePool" and shape[1:] == (1, 1)
+            same |= (
+                list(attrs.get("kernel_shape", [])) == [1, 1]
+                and not any(attrs.get("pads", [0]))
+                and list(attrs.get("strides", [1, 1])) == [1, 1]
+            )
+            if not same:  # torchvision's adaptive pooling to 6x6, met at 6x6: nothing to do
+                raise ConvertError(f"{_where(node)}: only an average pooling that keeps the maps")
+            value = node.output[0]
+            continue
+        elif kind == "Softmax":
+            softmax = True
+            value = node.output[0]
+            continue
+        elif kind in _PASS:
+            value = node.output[0]
+            continue
+        else:
+            raise ConvertError(
+                f"{_where(node)}: {kind} is not part of an AlexNet; this converter reads Conv, "
+                "Relu, Tanh, LRN, MaxPool, Flatten/Reshape, Gemm/MatMul+Add, Dropout, Softmax"
+            )
+        ops.append(op)
+        shape = op.out_shape
+        seen.update(id(n) for n in taken)
+        value = taken[-1].output[0]
+    if value not in graph.outputs:
+        raise ConvertError(f"the chain ends at {value!r}, which is not an output of the graph")
+    extra = [n for n in graph.nodes if n.op_type != "Constant" and id(n) not in seen]
+    if extra:
+        raise ConvertError(f"{_where(extra[0])} is not on the path from the input to the output")
+    if not ops or ops[-1].kind != "fc":
+        raise ConvertError("the graph does not end in a fully connected layer (the classifier)")
+    return Chain(ops, size, softmax, mean)
+
+
+# -- matching the chain with a minialexnet model ------------------------------------------------
+
+
+def _variant_guess(ops: list[Op], size: int) -> dict[str, Any]:
+    """The builder keywords the chain implies (the matching checks every layer after)."""
+    kinds = {op.kind for op in ops}
+    convs = [op for op in ops if op.kind == "conv"]
+    lrns = [op for op in ops if op.kind == "lrn"]
+    pools = [op for op in ops if op.kind == "pool"]
+    ceil = {op.attrs["ceil"] for op in pools} - {None}
+    if len(ceil) > 1:
+        raise ConvertError("the poolings round differently (some up, some down)")
+    towers = 2 if any(op.attrs["groups"] == 2 for op in convs) else 1
+    return {
+        "num_classes": ops[-1].weights[0].shape[0],
+        "activation": "tanh" if "tanh" in kinds else "relu",
+        "lrn": bool(lrns),
+        "lrn_constants": lrns[0].attrs["constants"] if lrns else PAPER_LRN,
+        "lrn_across": towers == 2 and bool(lrns) and lrns[0].attrs["groups"] == 1,
+        "pool": (pools[0].attrs["size"], pools[0].attrs["stride"]) if pools else (3, 2),
+        "pool_ceil": ceil == {True},
+        "towers": towers,
+        "input_size": size,
+    }
+
+
+def _build(arch: str, guess: dict[str, Any]) -> Any:
+    """The ``arch`` model with the guessed keywords it takes (CPU, float32)."""
+    builder = ARCHS[arch]
+    kw = dict(guess)
+    num_classes = kw.pop("num_classes")
+    if arch == "alexnet-owt":
+        kw = {k: v for k, v in kw.items() if k not in ("towers", "lrn_across")}
+    if arch == "cnn4":
+        if guess["input_size"] != 32 or guess["towers"] != 1:
+            raise ValueError("cnn4 takes 32x32 images, one tower")
+        kw = {k: kw[k] for k in ("activation", "lrn", "pool")}
+    return builder(num_classes, ["cpu"], 0, "paper", **kw)
+
+
+def _signature(layer: Any) -> tuple[Any, ...] | None:
+    if isinstance(layer, Conv2d):
+        w = layer.params["w"]
+        return ("conv", tuple(w.shape), layer.stride[0], layer.pad[0], layer.groups)
+    if isinstance(layer, Linear):
+        return ("fc", tuple(layer.params["w"].shape))
+    if isinstance(layer, LRN):
+        return ("lrn", layer.n, layer.groups)
+    if isinstance(layer, MaxPool2d):
+        return ("pool", layer.size[0], layer.stride[0])
+    if isinstance(layer, ReLU):
+        return ("relu",)
+    if isinstance(layer, Tanh):
+        return ("tanh",)
+    if isinstance(layer, Flatten):
+        return ("flatten",)
+    return None  # dropout: not in an inference graph
+
+
+def _op_signature(op: Op) -> tuple[Any, ...]:
+    a = op.attrs
+    if op.kind == "conv":
+        return ("conv", tuple(op.weights[0].shape), a["stride"], a["pad"], a["groups"])
+    if op.kind == "fc":
+        return ("fc", tuple(op.weights[0].shape))
+    if op.kind == "lrn":
+        return ("lrn", a["constants"][0], a["groups"])
+    if op.kind == "pool":
+        return ("pool", a["size"], a["stride"])
+    return (op.kind,)
+
+
+def _describe(sig: tuple[Any, ...]) -> str:
+    return " ".join(str(s) for s in sig)
+
+
+def match_model(ops: list[Op], size: int) -> Any:
+    """The minialexnet model (CPU, float32, unfilled) whose layers are ``ops``; ConvertError
+    naming the first layer that differs from the closest candidate otherwise."""
+    guess = _variant_guess(ops, size)
+    wanted = [_op_signature(op) for op in ops]
+    best: tuple[int, str] = (-1, "")
+    for arch in ARCHS:
+        try:
+            model = _build(arch, guess)
+        except (ValueError, AssertionError) as exc:
+            best = max(best, (0, f"{arch}: {exc}"))
+            continue
+        net = merge_towers(model) if _two_towers(model) else model
+        layers = [(n, s) for n, layer in flat_layers(net) if (s := _signature(layer)) is not None]
+        got = [s for _, s in layers]
+        if got == wanted:
+            return model
+        pairs = enumerate(zip(got, wanted, strict=False))
+        same = next((i for i, (a, b) in pairs if a != b), min(len(got), len(wanted)))
+        if same < len(got) and same < len(wanted):
+            why = (f"layer {same + 1} ({ops[same].node or ops[same].kind}) is "
+                   f"'{_describe(wanted[same])}' where {arch} has {layers[same][0]} "
+                   f"'{_describe(got[same])}'")  # fmt: skip
+        else:
+            why = f"the graph has {len(wanted)} layers, {arch} {len(got)}"
+        best = max(best, (same, why))
+    raise ConvertError(f"not an AlexNet this library builds: {best[1]}")
+
+
+def _two_towers(model: Any) -> bool:
+    return any(isinstance(s, Towers) and len(s.towers) == 2 for _, s in model.stages)
+
+
+def fill(model: Any, ops: list[Op]) -> None:
+    """Copy the chain's weights into ``model`` (matched by :func:`match_model`)."""
+    net = merge_towers(model) if _two_towers(model) else model
+    weighted = [layer for _, layer in flat_layers(net) if isinstance(layer, (Conv2d, Linear))]
+    for layer, op in zip(weighted, [op for op in ops if op.kind in ("conv", "fc")], strict=True):
+        for name, array in zip(("w", "b"), op.weights, strict=True):
+            layer.params[name][...] = np.asarray(array, dtype=layer.params[name].dtype)
+    for op, (_, layer) in zip(
+        [op for op in ops if op.kind == "lrn"],
+        [(n, la) for n, la in flat_layers(net) if isinstance(la, LRN)],
+        strict=True,
+    ):
+        ours = (layer.n, layer.k, layer.alpha, layer.beta)
+        if not np.allclose(ours, op.attrs["constants"], rtol=1e-6, atol=0):
+            raise ConvertError(f"LRN {op.node}: constants {op.attrs['constants']} became {ours}")
+    if net is not model:
+        model.load_state_dict(net.state_dict())
+
+
+def fold_convention(model: Any, convention: Convention) -> np.ndarray:
+    """Make ``model`` take this library's input (RGB 0-255 minus a mean) instead of
+    ``convention``'s; returns the per-channel mean (RGB) to subtract.
+
+    The weights want ``u_c = (x[order[c]] - mean_c) / std_c``; this library gives
+    ``z = x - m`` with ``m[order[c]] = mean_c``, so ``u_c = z[order[c]] / std_c`` and
+    conv1's ``w[:, c]`` becomes ``w'[:, order[c]] = w[:, c] / std_c``. Zero padding is
+    the mean in both, so the result is exact.
+    """
+    order = [("RGB".index(ch)) for ch in convention.order]
+    mean_rgb = np.zeros(3)
+    for c, src in enumerate(order):
+        mean_rgb[src] = convention.mean[c]
+    net = merge_towers(model) if _two_towers(model) else model
+    conv1 = next(layer for _, layer in flat_layers(net) if isinstance(layer, Conv2d))
+    w = np.array(conv1.params["w"], dtype=np.float64)
+    folded = np.empty_like(w)
+    for c, src in enumerate(order):
+        folded[:, src] = w[:, c] / convention.std[c]
+    conv1.params["w"][...] = folded.astype(conv1.params["w"].dtype)
+    if net is not model:
+        model.load_state_dict(net.state_dict())
+    return mean_rgb
+
+
+def _guess_convention(onnx_model: Any, model: Any) -> str:
+    props = {p.key: p.value for p in onnx_model.metadata_props}
+    if "minialexnet.config" in props:
+        return "minialexnet"
+    if model.config["arch"] == "alexnet-owt":
+        return "torchvision"
+    if model.config["arch"] == "alexnet" and model.config.get("lrn_across"):
+        return "caffe"
+    raise ConvertError(
+        "cannot tell what input these weights expect: give --convention caffe (BGR, minus "
+        "the ImageNet mean), torchvision (RGB 0-1, normalised) or minialexnet"
+    )
+
+
+def convert(
+    source: str | Path,
+    out: str | Path,
+    *,
+    convention: str = "auto",
+    classes: list[str] | None = None,
+) -> dict[str, Any]:
+    """Read the ONNX file ``source``, write a minialexnet checkpoint to ``out``.
+
+    ``convention``: "auto" (minialexnet's files say so; Caffe's layout means "caffe",
+    torchvision's "torchvision"), or a key of :data:`CONVENTIONS`. ``classes``: the class
+    names (default: the file's, else ImageNet's for 1000 outputs, else "class i").
+    Returns the checkpoint's metadata. Raises :class:`ConvertError` (nothing written)
+    when the file is not ONNX or not an AlexNet this library builds.
+    """
+    onnx = _onnx()
+    source = Path(source)
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise ConvertError(f"cannot read {source}: {exc.strerror or exc}") from None
+    try:
+        onnx_model = onnx.load_from_string(data)
+        if not onnx_model.graph.node:
+            raise ValueError("no nodes")
+    except Exception as exc:  # protobuf raises DecodeError and others: all mean "not ONNX"
+        raise ConvertError(f"{source} is not an ONNX model ({type(exc).__name__})") from None
+    chain = read_chain(onnx_model)
+    ops, size = chain.ops, chain.size
+    model = match_model(ops, size)
+    fill(model, ops)
+    props = {p.key: p.value for p in onnx_model.metadata_props}
+    if "minialexnet.config" in props:  # exported from here: how it was initialised, too
+        init = json.loads(props["minialexnet.config"]).get("init")
+        if init in ("paper", "scaled", "balanced"):
+            model.config["init"] = init
+    name = _guess_convention(onnx_model, model) if convention == "auto" else convention
+    if name not in CONVENTIONS:
+        raise ConvertError(f"convention must be auto or one of {list(CONVENTIONS)}, got {name!r}")
+    conv = CONVENTIONS[name]
+    mean_rgb = fold_convention(model, conv)
+    num_classes = model.config["num_classes"]
+    if classes is None and "minialexnet.classes" in props:
+        classes = json.loads(props["minialexnet.classes"])
+    if classes is None:
+        classes = imagenet_classes() if num_classes == 1000 else [
+            f"class {i}" for i in range(num_classes)
+        ]  # fmt: skip
+    if len(classes) != num_classes:
+        raise ConvertError(f"{len(classes)} class names for {num_classes} outputs")
+    image_size = max(conv.resize, size)
+    mean_image = np.broadcast_to(mean_rgb, (image_size, image_size, 3))
+    if chain.mean is not None:  # the file subtracts its own mean: keep it, subtract here
+        if name != "minialexnet":
+            raise ConvertError(
+                "a graph that subtracts its own mean image needs --convention minialexnet"
+            )
+        mean_image, image_size = chain.mean, size
+    stats = Stats(
+        mean=mean_image,
+        eigvals=np.zeros(3),  # no colour statistics come with the weights
+        eigvecs=np.eye(3),
+    )
+    meta = {
+        "config": model.config,
+        "classes": list(classes),
+        "run": {"image_size": image_size},
+        "source": {
+            "file": source.name,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "producer": f"{onnx_model.producer_name} {onnx_model.producer_version}".strip(),
+            "opset": max((o.version for o in onnx_model.opset_import), default=0),
+            "convention": conv.name,
+            "convention_note": conv.note,
+            "ended_in_softmax": chain.softmax,
+            "mean_from_file": chain.mean is not None,
+        },
+    }
+    save_checkpoint(
+        out, {**pack("model", model.state_dict()), **pack("data", stats.to_arrays())}, meta
+    )
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m minialexnet.convert MODEL.onnx OUT.npz``: 0 on success, 2 on bad input."""
+    parser = argparse.ArgumentParser(
+        prog="python -m minialexnet.convert", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("model", help="an ONNX file, e.g. the model zoo's bvlcalexnet-12.onnx")
+    parser.add_argument("out", help="the checkpoint to write (.npz), for predict and evaluate")
+    parser.add_argument(
+        "--convention",
+        default="auto",
+        choices=["auto", *CONVENTIONS],
+        help="the input the weights expect (default: from the file's layout)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        meta = convert(args.model, args.out, convention=args.convention)
+    except ConvertError as exc:
+        print(f"minialexnet.convert: {exc}", file=sys.stderr)
+        return 2
+    config = meta["config"]
+    source = meta["source"]
+    if source["convention"] == "minialexnet" and not source["mean_from_file"]:
+        print(
+            "note: the file carries no mean image, so the checkpoint subtracts none; "
+            "export with `python -m minialexnet.export --raw-input` to carry it",
+            file=sys.stderr,
+        )
+    print(
+        f"wrote {args.out}: {config['arch']} "
+        f"({', '.join(f'{k}={v}' for k, v in config.items() if k not in ('arch', 'dtype'))}); "
+        f"input {meta['source']['convention']} folded into conv1; "
+        f"try: python -m minialexnet.predict {args.out} photo.jpg"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
