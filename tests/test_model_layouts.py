@@ -97,9 +97,7 @@ def test_caffe_layout_at_224_keeps_6x6_at_pool5_and_the_papers_parameter_count()
     assert rows["a.conv1"][2:] == (54, 54) and rows["a.pool1"][2:] == (27, 27)
     assert rows["a.pool5"][2:] == (6, 6)
     assert model.num_parameters() == 60_965_224
-    assert all(
-        layer.ceil_mode for _, layer in flat_layers(model) if isinstance(layer, MaxPool2d)
-    )
+    assert all(layer.ceil_mode for _, layer in flat_layers(model) if isinstance(layer, MaxPool2d))
     floor = alexnet(input_size=224, init="scaled")  # rounding down: 26, 12, 5
     assert {n: s for n, s, _, _ in floor.layer_rows()}["a.pool5"][2:] == (5, 5)
 
