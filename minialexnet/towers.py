@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -549,15 +549,20 @@ class TwoTowerNet:
                 break
         return _concat_on(self.devices[0], x) if isinstance(x, list) else x
 
-    def backward(self, dlogits: Any) -> Any:
+    def backward(self, dlogits: Any, after_stage: Callable[[str], None] | None = None) -> Any:
         """Fill every parameter's gradient from ``dlogits`` = dL/dlogits (N, num_classes).
 
         Returns dL/dx, the gradient for the input images, on ``devices[0]``; None when
-        :attr:`input_grad` is False.
+        :attr:`input_grad` is False. ``after_stage(name)``, when given, is called as each
+        stage's backward ends (its parameters' gradients are then final): data-parallel
+        training starts sending the fc layers' gradients there while the convolutions'
+        backward still runs (:mod:`minialexnet.distributed.data_parallel`).
         """
         dout = self.devices[0].asarray(dlogits)
-        for _, stage in reversed(self.stages):
+        for name, stage in reversed(self.stages):
             dout = stage.backward(dout)
+            if after_stage is not None:
+                after_stage(name)
         return dout
 
     def _input_layers(self) -> list[Any]:

@@ -297,6 +297,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="data parallel: abort every rank when a step's gradient allreduce waits longer "
         "than this for the other ranks (a rank hangs or died); 0 waits forever",
     )
+    p.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="data parallel: reduce all gradients after the backward pass, instead of sending "
+        "the fc layers' while the convolutions' backward runs",
+    )
     args = p.parse_args(argv)
     resolve_recipe(args)
     if args.batch_size < 1 or args.lr <= 0:
@@ -827,8 +833,8 @@ def train_one_epoch(
             loss, dlogits = F.softmax_cross_entropy(logits, y)
             loss = float(loss)
             correct = topk_correct(to_numpy(logits), y, 1)
-            if dp and dp.active:  # one allreduce: gradients, loss, correct count, clock
-                model.backward(dlogits)
+            if dp and dp.active:  # fc gradients sent during backward; then the rest, loss, ...
+                dp.backward(model, dlogits)
                 loss, correct, budget.synced = dp.sync(loss, correct, budget.clock())
             if not math.isfinite(loss):
                 raise Stop(
@@ -971,7 +977,8 @@ def data_parallel(
     check_consistent(dist, fingerprint(options, shapes))
     if getattr(args, "quiet_rank", False):
         args.quiet = True
-    dp = DataParallel(dist, model, args.batch_size)  # ValueError: batch not divisible by N
+    # ValueError: batch not divisible by N
+    dp = DataParallel(dist, model, args.batch_size, overlap=not getattr(args, "no_overlap", False))
     dist.timeout = getattr(args, "dist_timeout", 0.0) or None
     on = "+".join(devices) if devices and devices[0] != "cpu" else ""
     ranks = enumerate(dist.allgather((os.getpid(), on)))  # launchers name a killed pid

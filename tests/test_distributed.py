@@ -265,6 +265,163 @@ def test_nccl_backend_calls_with_a_fake(rank: int) -> None:
     np.testing.assert_array_equal(np.asarray(flat), 2.0)  # the fake summed nothing: 4 / 2
 
 
+class Recording(Doubling):
+    """Doubling, recording when each allreduce starts, progresses and ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple[str, int]] = []
+
+    def allreduce_mean_(self, flat: Any) -> Any:
+        self.log.append(("blocking", flat.size))
+        return super().allreduce_mean_(flat)
+
+    def start_allreduce_(self, flat: Any) -> Any:
+        self.log.append(("start", flat.size))
+        return flat.copy(), flat  # the value at the start: later writes must not change it
+
+    def progress(self, handle: Any) -> None:
+        self.log.append(("progress", handle[1].size))
+
+    def finish_allreduce_(self, handle: Any) -> Any:
+        sent, flat = handle
+        self.log.append(("finish", flat.size))
+        np.testing.assert_array_equal(flat, sent)  # nobody wrote into it meanwhile
+        return flat
+
+
+def test_overlap_sends_the_fc_gradients_when_their_backward_ends() -> None:
+    """The fc layers' buffer starts before conv3-5's backward, progresses during it, and
+    finishes after the conv buffer; the gradients are those of a plain backward."""
+    from minialexnet import functional as F
+
+    model = model_from_config({"arch": "alexnet-cifar", "num_classes": 10}, seed=0)
+    dist = Recording()
+    dp = DataParallel(dist, model, 8)
+    assert dp.after == "to_fc6"
+    for _, stage in model.stages:  # log each stage's backward in the same list
+        original = stage.backward
+
+        def logged(dout: Any, original: Any = original, name: str = type(stage).__name__) -> Any:
+            dist.log.append(("backward " + name, 0))
+            return original(dout)
+
+        stage.backward = logged
+    x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32) * 50
+    _, dlogits = F.softmax_cross_entropy(model.forward(x, train=False), np.arange(4))
+    model.zero_grad()
+    model.backward(dlogits)
+    want = {n: g.copy() for n, _, g in model.parameters()}
+    dist.log.clear()
+    model.zero_grad()
+    dp.backward(model, dlogits)
+    dp.sync(1.0, 2, 3.0)
+    fc_size = sum(g.size for n, _, g in model.parameters() if "fc" in n)
+    kinds = [k for k, _ in dist.log]
+    start = kinds.index("start")
+    assert dist.log[start] == ("start", fc_size)
+    assert kinds[start - 1] == "backward Exchange"  # to_fc6: fc6, fc7, fc8 are done
+    assert "backward Towers" in kinds[start:]  # conv3-5 and conv1-2 run after it
+    assert kinds[start + 1 :].count("progress") >= 2
+    assert kinds[-2:] == ["blocking", "finish"]  # the conv buffer, then wait for the fc one
+    assert fc_size / (fc_size + dist.log[-2][1]) > 0.75  # most of the bytes leave early
+    for n, _, g in model.parameters():
+        np.testing.assert_array_equal(g, want[n], err_msg=n)
+    assert dp.nbytes == 4 * (sum(g.size for g in want.values()) + 3)
+
+
+def test_without_overlap_one_buffer_after_the_backward() -> None:
+    model = _tiny_model()
+    dist = Recording()
+    dp = DataParallel(dist, model, 8, overlap=False)
+    assert dp.early is None
+    dp.sync(1.0, 2, 3.0)
+    assert [k for k, _ in dist.log] == ["blocking"]
+
+
+def test_sync_before_backward_with_overlap_is_a_clear_error() -> None:
+    model = model_from_config({"arch": "alexnet-cifar", "num_classes": 10}, seed=0)
+    dp = DataParallel(Recording(), model, 8)
+    with pytest.raises(RuntimeError, match="dp.backward"):
+        dp.sync(1.0, 2, 3.0)
+
+
+class FakeCuda:
+    """A recording stand-in for ``cupy.cuda``: streams, events and the current stream."""
+
+    def __init__(self, log: list, ready_after: float = 0.0) -> None:
+        self.log, self.ready_after = log, ready_after
+        fake = self
+
+        class Stream:
+            def __init__(self, non_blocking: bool = False, ptr: int = 55) -> None:
+                self.ptr = ptr
+                fake.log.append(("Stream", non_blocking))
+
+            def wait_event(self, event: Any) -> None:
+                fake.log.append(("wait_event", self.ptr, event.name))
+
+        class Event:
+            count = 0
+
+            def __init__(self) -> None:
+                Event.count += 1
+                self.name = f"event{Event.count}"
+                self.born = time.monotonic()
+
+            def record(self, stream: Any = None) -> None:
+                fake.log.append(("record", self.name, None if stream is None else stream.ptr))
+
+            def query(self) -> bool:
+                return time.monotonic() - self.born >= fake.ready_after
+
+        self.Stream, self.Event = Stream, Event
+        self.current = Stream(ptr=99)
+        log.clear()
+
+    def get_current_stream(self) -> Any:
+        return self.current
+
+
+def _nccl(log: list, cuda: Any) -> NcclDist:
+    mpi = SimpleNamespace(COMM_WORLD=FakeComm(0, 2, log), COMM_TYPE_SHARED=1)
+    return NcclDist(mpi=mpi, nccl=FakeNccl(log), cuda=cuda)
+
+
+def test_nccl_overlap_runs_on_a_side_stream_ordered_by_events() -> None:
+    log: list = []
+    cuda = FakeCuda(log)
+    dist = _nccl(log, cuda)
+    flat = np.full(5, 4.0, np.float32).view(DeviceBuffer)
+    log.clear()
+    handle = dist.start_allreduce_(flat)
+    ready, done = log[1][1], log[-1][1]
+    assert log[0] == ("Stream", True)  # made once, non-blocking
+    assert log[1] == ("record", ready, None)  # on the current stream: the gradients are in
+    assert log[2] == ("wait_event", 55, ready)  # the side stream waits for them
+    assert log[3] == ("allReduce", 1234, 1234, 5, FakeNccl.NCCL_FLOAT32, FakeNccl.NCCL_SUM, 55)
+    assert log[4] == ("record", done, 55)
+    dist.finish_allreduce_(handle)
+    assert log[-1] == ("wait_event", 99, done)  # the current stream waits for the sum
+    np.testing.assert_array_equal(np.asarray(flat), 2.0)
+    log.clear()
+    dist.start_allreduce_(flat)
+    assert ("Stream", True) not in log  # the side stream is reused
+
+
+def test_nccl_timeout_aborts_when_the_sum_never_arrives() -> None:
+    log: list = []
+    dist = _nccl(log, FakeCuda(log, ready_after=3600))
+    messages: list[str] = []
+    dist.abort = lambda message, code=1: messages.append(message)  # type: ignore[method-assign]
+    dist.timeout, dist.step = 0.05, 7
+    flat = np.ones(3, np.float32).view(DeviceBuffer)
+    start = time.monotonic()
+    dist.allreduce_mean_(flat)  # with a timeout even the blocking call is timed
+    assert time.monotonic() - start < 5
+    assert messages and "0.05 s at step 7 (NCCL allreduce" in messages[0]
+
+
 # ------------------------------------------------------------------- real mpiexec -n 2 runs
 
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
@@ -299,9 +456,9 @@ def test_two_ranks_train_as_one_process_and_repeat_bit_for_bit(tmp_path: Path) -
     one = _run([*TRAIN, *TINY, "--out", str(tmp_path / "one")])
     assert one.returncode == 0, one.stderr
     runs = []
-    for name in ("two", "again"):
+    for name, extra in (("two", []), ("again", []), ("after", ["--no-overlap"])):
         out = tmp_path / name
-        done = _run([MPIEXEC, "-n", "2", *TRAIN, *TINY, "--out", str(out)])
+        done = _run([MPIEXEC, "-n", "2", *TRAIN, *TINY, *extra, "--out", str(out)])
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stdout.count("epoch 1: train loss") == 1  # rank 0 alone prints
         assert "global batch 16 = 2 x 8" in done.stdout
@@ -313,6 +470,8 @@ def test_two_ranks_train_as_one_process_and_repeat_bit_for_bit(tmp_path: Path) -
     assert (diff / norm) ** 0.5 < 1e-4  # measured 2.6e-6 after 20 steps: float32 rounding
     assert max(float(np.abs(a[k] - b[k]).max()) for k in a) < 1e-4
     assert all(np.array_equal(runs[0][k], runs[1][k]) for k in a)  # two N=2 runs: bit-identical
+    # the fc gradients sent during the backward pass, or all after it: the same sums
+    assert all(np.array_equal(runs[0][k], runs[2][k]) for k in a)
     one_m = (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
     two_m = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
     assert len(one_m) == len(two_m) == 1  # one set of outputs

@@ -35,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=128, help="global batch (all ranks)")
     parser.add_argument("--ranks", default="1,2", help="rank counts to time, e.g. 1,2")
     parser.add_argument("--steps", type=int, default=8, help="timed steps (after 2 warm-up)")
+    parser.add_argument(
+        "--overlap",
+        default="on",
+        choices=["on", "off", "both"],
+        help="send the fc layers' gradients during the backward pass (on), after it (off), "
+        "or time both",
+    )
     parser.add_argument("--json", help="also write the results here")
     parser.set_defaults(run=run)
 
@@ -57,32 +64,35 @@ def run(args: argparse.Namespace) -> int:
     # one thread: the towers one after the other too (concurrency.py runs them on 2 threads)
     env = {**os.environ, **one_thread, "MINIALEXNET_TOWER_THREADS": "0"}
     rows: list[dict[str, Any]] = []
+    overlaps = {"on": ["on"], "off": ["off"], "both": ["off", "on"]}[getattr(args, "overlap", "on")]
     for n in ranks:
-        cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "minialexnet.bench.scaling",
-               "--worker", "--model", args.model, "--batch", str(args.batch),
-               "--steps", str(args.steps)]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if done.returncode != 0:
-            print(done.stdout + done.stderr, file=sys.stderr)
-            return 1
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        for overlap in overlaps if n > 1 else ["off"]:
+            cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "minialexnet.bench.scaling",
+                   "--worker", "--model", args.model, "--batch", str(args.batch),
+                   "--steps", str(args.steps), "--overlap", overlap]  # fmt: skip
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if done.returncode != 0:
+                print(done.stdout + done.stderr, file=sys.stderr)
+                return 1
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     base = rows[0]["images_per_s"] / rows[0]["ranks"]
     print(f"{args.model}, global batch {args.batch}, one thread per rank, {args.steps} steps")
-    print("ranks  images/s  speed-up  efficiency  allreduce share  MB per allreduce")
+    print("ranks  overlap  images/s  speed-up  efficiency  allreduce share  MB per step")
     for r in rows:
         r["speedup"] = r["images_per_s"] / base
         r["efficiency"] = r["speedup"] / r["ranks"]
         print(
-            f"{r['ranks']:>5}  {r['images_per_s']:8.1f}  {r['speedup']:8.2f}x  "
+            f"{r['ranks']:>5}  {r['overlap'] if r['ranks'] > 1 else '-':>7}  "
+            f"{r['images_per_s']:8.1f}  {r['speedup']:8.2f}x  "
             f"{100 * r['efficiency']:9.0f}%  {100 * r['allreduce_share']:14.1f}%  "
-            f"{r['allreduce_bytes'] / 1e6:16.1f}"
+            f"{r['allreduce_bytes'] / 1e6:11.1f}"
         )
     if args.json:
         Path(args.json).write_text(json.dumps({"model": args.model, "rows": rows}, indent=2))
     return 0
 
 
-def worker(model_name: str, batch: int, steps: int) -> dict[str, Any]:
+def worker(model_name: str, batch: int, steps: int, overlap: bool = True) -> dict[str, Any]:
     """One rank's timing (run under mpiexec): the JSON row that rank 0 prints."""
     from .. import functional as F
     from ..distributed import DataParallel, FlatGrads, init_distributed
@@ -93,7 +103,7 @@ def worker(model_name: str, batch: int, steps: int) -> dict[str, Any]:
     model = model_from_config({"arch": model_name, "num_classes": 10}, seed=0)
     model.input_grad = False
     optimizer = SGD(model.parameters(), lr=0.001)
-    dp = DataParallel(dist, model, batch)
+    dp = DataParallel(dist, model, batch, overlap=overlap)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, model.input_size, model.input_size), dtype=np.float32)
     y = rng.integers(0, 10, batch)
@@ -104,13 +114,14 @@ def worker(model_name: str, batch: int, steps: int) -> dict[str, Any]:
             dp.comm_seconds, start = 0.0, time.perf_counter()
         dp.reseed(model, i)
         loss, dlogits = F.softmax_cross_entropy(model.forward(xs, train=True), ys)
-        model.backward(dlogits)
+        dp.backward(model, dlogits)
         dp.sync(float(loss), 0, 0.0)
         optimizer.step()
     seconds = time.perf_counter() - start
-    nbytes = dp.flat.nbytes if dp.flat else FlatGrads(model.parameters(), extras=3).nbytes
+    nbytes = dp.nbytes if dp.flat else FlatGrads(model.parameters(), extras=3).nbytes
     return {
         "ranks": dist.size,
+        "overlap": "on" if dp.early is not None else "off",
         "images_per_s": steps * batch / seconds,
         "seconds_per_step": seconds / steps,
         "allreduce_share": dp.comm_seconds / seconds,
@@ -124,8 +135,9 @@ if __name__ == "__main__":
     p.add_argument("--model", default="alexnet-cifar")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--overlap", default="on", choices=["on", "off"])
     a = p.parse_args()
-    row = worker(a.model, a.batch, a.steps)
+    row = worker(a.model, a.batch, a.steps, a.overlap == "on")
     from ..distributed import current
 
     dist = current()

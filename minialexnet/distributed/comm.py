@@ -73,6 +73,18 @@ class Dist:
         """Replace ``flat`` (one contiguous 1-D buffer) by its mean over the ranks; returns it."""
         raise NotImplementedError
 
+    def start_allreduce_(self, flat: Any) -> Any:
+        """Begin :meth:`allreduce_mean_` of ``flat`` without waiting for it; a handle for
+        :meth:`progress` and :meth:`finish_allreduce_`. ``flat`` must not change meanwhile."""
+        return self.allreduce_mean_(flat)  # backends that cannot overlap: done at once
+
+    def progress(self, handle: Any) -> None:
+        """Let a started allreduce move on (MPI moves only inside MPI calls)."""
+
+    def finish_allreduce_(self, handle: Any) -> Any:
+        """Wait for a started allreduce; returns its buffer, now the mean over the ranks."""
+        return handle
+
     def sum_host(self, values: list[float]) -> list[float]:
         """The sums over the ranks of a few host numbers (float64)."""
         raise NotImplementedError
@@ -112,17 +124,37 @@ class MPIDist(Dist):
         self.local_rank = node.Get_rank()
         node.Free()
 
-    def allreduce_mean_(self, flat: Any) -> Any:
+    @staticmethod
+    def _check_buffer(flat: Any) -> None:
         if not (isinstance(flat, np.ndarray) and flat.ndim == 1 and flat.flags.c_contiguous):
             raise TypeError(
                 "MPIDist.allreduce_mean_: expected one contiguous 1-D NumPy buffer, got "
                 f"{type(flat).__name__} {getattr(flat, 'shape', '')}; CuPy arrays: "
                 "--dist-backend nccl"
             )
+
+    def allreduce_mean_(self, flat: Any) -> Any:
+        self._check_buffer(flat)
         if self.timeout is None:
             self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
         else:
             self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM))
+        flat /= self.size
+        return flat
+
+    def start_allreduce_(self, flat: Any) -> Any:
+        self._check_buffer(flat)
+        return self.comm.Iallreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM), flat
+
+    def progress(self, handle: Any) -> None:
+        handle[0].Test()
+
+    def finish_allreduce_(self, handle: Any) -> Any:
+        request, flat = handle
+        if self.timeout is None:
+            request.Wait()
+        else:
+            self._wait(request)
         flat /= self.size
         return flat
 
@@ -166,15 +198,21 @@ class NcclDist(MPIDist):
     """NCCL for CuPy buffers (``cupy.cuda.nccl``); MPI for start-up, host numbers and abort.
 
     The communicator is made from a unique id that rank 0 draws and broadcasts over MPI.
-    The allreduce runs on the current CUDA stream, in place, then ``/ size``.
+    :meth:`allreduce_mean_` runs on the current CUDA stream, in place, then ``/ size``.
+    :meth:`start_allreduce_` runs it on a side stream that first waits for the work queued
+    so far (an event), so the kernels queued after it (the convolutions' backward) run at
+    the same time; :meth:`finish_allreduce_` makes the current stream wait for it. With a
+    ``timeout``, finishing polls the side stream's event and aborts every rank past it.
 
     UNTESTED on real GPUs here (no multi-GPU machine): tests/test_distributed.py checks the
-    calls it makes against a recording stand-in for ``cupy.cuda.nccl``.
+    calls it makes against recording stand-ins for ``cupy.cuda.nccl`` and ``cupy.cuda``.
     """
 
     backend = "nccl"
 
-    def __init__(self, mpi: Any = None, nccl: Any = None, stream: Any = None) -> None:
+    def __init__(
+        self, mpi: Any = None, nccl: Any = None, stream: Any = None, cuda: Any = None
+    ) -> None:
         super().__init__(mpi)
         if nccl is None:
             try:
@@ -186,18 +224,25 @@ class NcclDist(MPIDist):
                 ) from exc
         self.nccl = nccl
         self._stream = stream  # () -> the stream's pointer; default CuPy's current stream
+        self._cuda_module = cuda  # cupy.cuda (Event, Stream, get_current_stream), or a stand-in
+        self._side: Any = None  # the side stream of start_allreduce_, made on first use
         uid = self.nccl.get_unique_id() if self.rank == 0 else None
         uid = self.comm.bcast(uid, root=0)
         self.nccl_comm = self.nccl.NcclCommunicator(self.size, uid, self.rank)
 
+    def _cuda(self) -> Any:
+        if self._cuda_module is None:
+            import cupy
+
+            self._cuda_module = cupy.cuda
+        return self._cuda_module
+
     def _stream_ptr(self) -> int:
         if self._stream is not None:
             return int(self._stream())
-        import cupy
+        return int(self._cuda().get_current_stream().ptr)
 
-        return int(cupy.cuda.get_current_stream().ptr)
-
-    def allreduce_mean_(self, flat: Any) -> Any:
+    def _allreduce_sum(self, flat: Any, stream_ptr: int) -> None:
         dtype = _NCCL_DTYPES.get(str(flat.dtype))
         if dtype is None or flat.ndim != 1:
             raise TypeError(
@@ -206,8 +251,41 @@ class NcclDist(MPIDist):
             )
         ptr = flat.data.ptr
         self.nccl_comm.allReduce(
-            ptr, ptr, flat.size, getattr(self.nccl, dtype), self.nccl.NCCL_SUM, self._stream_ptr()
+            ptr, ptr, flat.size, getattr(self.nccl, dtype), self.nccl.NCCL_SUM, stream_ptr
         )
+
+    def allreduce_mean_(self, flat: Any) -> Any:
+        if self.timeout is not None:  # on the side stream, so that finishing can be timed
+            return self.finish_allreduce_(self.start_allreduce_(flat))
+        self._allreduce_sum(flat, self._stream_ptr())
+        flat /= self.size
+        return flat
+
+    def start_allreduce_(self, flat: Any) -> Any:
+        cuda = self._cuda()
+        if self._side is None:
+            self._side = cuda.Stream(non_blocking=True)
+        ready = cuda.Event()
+        ready.record()  # on the current stream: the gradients in ``flat`` are written
+        self._side.wait_event(ready)
+        self._allreduce_sum(flat, int(self._side.ptr))
+        done = cuda.Event()
+        done.record(self._side)
+        return done, flat
+
+    def finish_allreduce_(self, handle: Any) -> Any:
+        done, flat = handle
+        if self.timeout is not None:
+            deadline = time.monotonic() + float(self.timeout)
+            while not done.query():
+                if time.monotonic() > deadline:
+                    self.abort(
+                        f"no progress from the other ranks for {float(self.timeout):g} s at step "
+                        f"{self.step} (NCCL allreduce; a rank hangs or died); aborting"
+                    )
+                    break  # abort returns only in tests, with a stand-in
+                time.sleep(0.0005)
+        self._cuda().get_current_stream().wait_event(done)
         flat /= self.size
         return flat
 
