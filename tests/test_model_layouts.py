@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import needs_gpu
 
 from minialexnet import functional as F
 from minialexnet.backend import to_numpy
@@ -164,3 +165,20 @@ def test_merge_towers_keeps_lrn_across_as_one_lrn():
     np.testing.assert_allclose(
         merged.forward(x, train=False), model.forward(x, train=False), rtol=1e-10
     )
+
+
+@needs_gpu
+def test_caffe_layout_on_the_gpu_matches_the_cpu():
+    """JoinedLRN and ceil-mode pooling on a GPU: merged on one device, and as towers on two
+    devices (``gpu:0`` twice: the two-device code path), against the CPU, in float64."""
+    from minialexnet.backend import Device
+
+    gpu = Device("gpu:0")
+    x = np.random.default_rng(5).standard_normal((2, 3, 32, 32)) * 50
+    want = _grads(_cifar(**CAFFE), x)
+    for devices in ([gpu], [gpu, gpu]):
+        got = _grads(_cifar(devices=devices, **CAFFE), x)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-8, atol=1e-12 * np.abs(want[1]).max())
+        for name, g in want[2].items():
+            np.testing.assert_allclose(got[2][name], g, rtol=1e-8, atol=1e-12, err_msg=name)
