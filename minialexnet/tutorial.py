@@ -22,6 +22,10 @@ __all__ = [
     "real_cifar10",
     "chapter10_args",
     "trained_model",
+    "IMAGENET_WEIGHTS",
+    "ZOO_FILE",
+    "ZOO_URL",
+    "imagenet_alexnet",
 ]
 
 T = TypeVar("T")
@@ -174,3 +178,64 @@ def trained_model(out: str | Path) -> Path:
     if status != 0:
         raise RuntimeError(f"training chapter 10's model into {run_dir} ended with {status}")
     return path
+
+
+IMAGENET_WEIGHTS = Path(
+    os.environ.get("MINIALEXNET_IMAGENET") or "~/.cache/minialexnet/bvlc_alexnet.npz"
+).expanduser()
+"""Where chapters 11 and 12 look for the converted BVLC AlexNet (``$MINIALEXNET_IMAGENET``)."""
+ZOO_FILE = "bvlcalexnet-8.onnx"
+ZOO_URL = (
+    "https://github.com/onnx/models/raw/main/validated/vision/classification/alexnet/model/"
+    + ZOO_FILE
+)
+"""The ONNX model zoo's copy of Caffe's bvlc_alexnet (docs/onnx.md gives its checksum)."""
+
+
+def imagenet_alexnet(fast: bool = FAST) -> tuple[Any, Any, dict[str, Any], bool] | None:
+    """``(model, stats, meta, real)``: the converted BVLC AlexNet at :data:`IMAGENET_WEIGHTS`;
+    without it, in fast mode, a random-weight stand-in in the zoo file's layout
+    (:mod:`minialexnet.onnx_zoo`) converted in a temporary folder, ``real`` False, and a
+    banner saying so; None otherwise (full mode without the file, or no ``onnx`` for the
+    stand-in). Prints how to get the real file when it is missing."""
+    import tempfile
+
+    from .evaluate import load_model
+
+    if IMAGENET_WEIGHTS.exists():
+        net, stats, meta = load_model(IMAGENET_WEIGHTS)
+        source = meta.get("source", {})
+        real = "random weights" not in source.get("producer", "")  # onnx_zoo's say so
+        print(
+            f"ImageNet weights: {IMAGENET_WEIGHTS} (from {source.get('file')}, sha256 "
+            f"{str(source.get('sha256', '?'))[:16]}...)"
+            + ("" if real else ": a converted RANDOM stand-in, not trained weights")
+        )
+        return net, stats, meta, real
+    print(
+        f"No converted ImageNet weights at {IMAGENET_WEIGHTS}. To get the real ones "
+        f"(244 MB, once; checksum in docs/onnx.md):\n  curl -L -o {ZOO_FILE} {ZOO_URL}\n"
+        f"  mkdir -p {IMAGENET_WEIGHTS.parent} && python -m minialexnet.convert {ZOO_FILE} "
+        f"{IMAGENET_WEIGHTS}"
+    )
+    if not fast:
+        print("Skipping it here (fast mode, MINIALEXNET_FAST=1, runs it on random weights).")
+        return None
+    try:
+        import onnx
+    except ImportError:
+        print("The random stand-in needs the onnx package: `pip install onnx`. Skipping it.")
+        return None
+    from .convert import convert
+    from .onnx_zoo import bvlc_alexnet
+
+    with tempfile.TemporaryDirectory() as tmp:  # 2 x 244 MB, gone once the model is loaded
+        onnx.save(bvlc_alexnet(seed=0), f"{tmp}/bvlcalexnet-random.onnx")
+        convert(f"{tmp}/bvlcalexnet-random.onnx", f"{tmp}/bvlc_alexnet-random.npz")
+        net, stats, meta = load_model(f"{tmp}/bvlc_alexnet-random.npz")
+    print(
+        "\n" + "!" * 88 + "\nRANDOM WEIGHTS. Fast mode without the real file: a stand-in with "
+        "the zoo file's exact\nlayout and random weights, converted like the real one. What "
+        "follows shows noise,\nNOT what the paper's network learned.\n" + "!" * 88
+    )
+    return net, stats, meta, False

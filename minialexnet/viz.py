@@ -9,6 +9,7 @@ without touching its backend: show one there with ``IPython.display.Image(path)`
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ __all__ = [
     "plot_top5",
     "filter_grid",
     "plot_filters",
+    "colour_share",
+    "conv1_by_tower",
+    "plot_conv1_towers",
     "confusion_matrix",
     "plot_confusion",
     "nearest_neighbours",
@@ -131,11 +135,13 @@ def plot_top5(
     names: Sequence[str],
     top5: Sequence[Sequence[tuple[str, float]]],
     out: str | Path,
+    title: str = "",
 ) -> Path:
     """Each image beside a bar chart of its five most probable classes (the paper's Figure 4, left).
 
     ``images`` are uint8 HxWx3 arrays, ``names`` their titles, ``top5`` a list of
-    (class, probability) pairs per image, most probable first.
+    (class, probability) pairs per image, most probable first; ``title`` (optional) goes
+    above them all.
     """
     out = Path(out)
     n = len(images)
@@ -153,6 +159,8 @@ def plot_top5(
         ax_bar.set_xlim(0, 100)
         ax_bar.set_xlabel("probability (%)")
         ax_bar.set_title("top-5 predictions", fontsize=9)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, out)
 
@@ -208,6 +216,91 @@ def plot_filters(
         ax.imshow(grid, interpolation="nearest")
         ax.set_title(f"{name}: {len(weights[name])} kernels")
         ax.set_xlabel("kernel (each scaled to its own range)")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def colour_share(w: Any) -> np.ndarray:
+    """Per kernel, the share of its energy that is colour: ``||w - g||^2 / ||w||^2``.
+
+    ``w`` is a conv1 weight array (C_out, 3, KH, KW) (NumPy or CuPy); ``g`` is the
+    kernel's grey part, the mean of its three colour planes at each pixel, repeated in
+    all three. A grey kernel (three equal planes) scores 0: it sees brightness whatever
+    the colour. A kernel whose planes sum to zero at every pixel (pure colour
+    opponency, red against green say) scores 1. Kernels with independent random entries
+    score 2/3 on average (two of the three colour directions are not grey). A kernel of
+    zeros scores 0. Returns a float64 array (C_out,) with values in [0, 1]: the
+    statistic behind the paper's "largely color-agnostic" and "largely color-specific"
+    towers [6.1, Figure 3].
+    """
+    w = np.asarray(to_numpy(w), dtype=np.float64)
+    if w.ndim != 4 or w.shape[1] != 3:
+        raise ValueError(
+            f"colour_share: expected conv1 weights (C_out, 3, KH, KW), got shape {w.shape}; "
+            "colour is defined for kernels that see RGB pixels"
+        )
+    grey = w.mean(axis=1, keepdims=True)  # (C_out, 1, KH, KW): the per-pixel channel mean
+    colour = ((w - grey) ** 2).sum(axis=(1, 2, 3))
+    energy = (w**2).sum(axis=(1, 2, 3))
+    return np.divide(colour, energy, out=np.zeros_like(energy), where=energy > 0)
+
+
+def conv1_by_tower(model: Any) -> dict[str, np.ndarray]:
+    """conv1's kernels of ``model``, one host array per tower: ``{"tower a": ..., ...}``.
+
+    A two-tower network (``alexnet``, ``alexnet_cifar``) has parameters ``a.conv1.w``
+    and ``b.conv1.w``: they come out in that order, as the paper's GPU 1 and GPU 2. A
+    one-tower network (``conv1.w``) gives ``{"conv1": ...}``. Only conv1 is copied to
+    the host, not the whole model.
+    """
+    found: dict[str, np.ndarray] = {}
+    for name, p, _ in model.parameters():
+        match = re.fullmatch(r"(?:(\w+)\.)?conv1\.w", name)
+        if match:
+            key = f"tower {match.group(1)}" if match.group(1) else "conv1"
+            found[key] = np.array(to_numpy(p), copy=True)
+    if not found:
+        names = [name for name, _, _ in model.parameters()][:6]
+        raise ValueError(
+            f"conv1_by_tower: the model has no parameter 'conv1.w' or '<tower>.conv1.w' "
+            f"(its first parameters: {names})"
+        )
+    return dict(sorted(found.items()))
+
+
+def plot_conv1_towers(
+    weights: Any, out: str | Path, title: str = "conv1 kernels per tower", columns: int = 16
+) -> Path:
+    """conv1's kernels with the towers one above the other, as the paper's Figure 3.
+
+    ``weights`` is a model (its conv1 per tower, see :func:`conv1_by_tower`) or a dict
+    that maps a tower's name to its conv1 weights (C_out, 3, KH, KW). For the paper's
+    network that is 48 kernels of 11x11x3 per tower: tower a's (GPU 1) in the upper
+    block, tower b's (GPU 2) in the lower, as in the paper's caption; ``columns``
+    kernels a row. Each kernel is scaled to its own range (:func:`filter_grid`); each
+    block's title gives its mean :func:`colour_share`.
+    """
+    out = Path(out)
+    if not isinstance(weights, dict):
+        weights = conv1_by_tower(weights)
+    if not weights:
+        raise ValueError("plot_conv1_towers: give at least one tower's weights")
+    grids = {name: filter_grid(w, columns) for name, w in weights.items()}
+    width = 8.0
+    heights = [width * g.shape[0] / g.shape[1] for g in grids.values()]
+    fig = Figure(figsize=(width, sum(heights) + 0.5 * len(grids) + 0.4))
+    axes = fig.subplots(len(grids), 1, squeeze=False, gridspec_kw={"height_ratios": heights})
+    for ax, (name, grid) in zip(axes[:, 0], grids.items(), strict=True):
+        w = weights[name]
+        ax.imshow(grid, interpolation="nearest")
+        ax.set_title(
+            f"{name}: {len(w)} kernels of {w.shape[2]}x{w.shape[3]}x3, "
+            f"mean colour share {colour_share(w).mean():.2f}",
+            fontsize=10,
+        )
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title)

@@ -7,12 +7,16 @@ import pytest
 from PIL import Image
 
 from minialexnet.viz import (
+    colour_share,
     confusion_matrix,
+    conv1_by_tower,
     filter_grid,
     nearest_neighbours,
     plot_confusion,
+    plot_conv1_towers,
     plot_filters,
     plot_neighbours,
+    plot_top5,
 )
 
 
@@ -105,3 +109,82 @@ def test_fc7_features_feed_fc8_and_neighbours_can_be_drawn(tmp_path):
     )
     with Image.open(out) as img:
         assert img.format == "PNG"
+
+
+def test_colour_share_is_0_for_grey_kernels_1_for_opponent_ones_and_2_3_for_random():
+    rng = np.random.default_rng(5)
+    pattern = rng.standard_normal((4, 1, 7, 7))
+    grey = np.repeat(pattern, 3, axis=1)  # three equal planes
+    opponent = np.concatenate([pattern, -pattern, 0 * pattern], axis=1)  # red against green
+    yellow = np.concatenate([pattern, pattern, 0 * pattern], axis=1)  # one colour, one sign
+    np.testing.assert_allclose(colour_share(grey), 0, atol=1e-15)
+    np.testing.assert_allclose(colour_share(opponent), 1)
+    # (p, p, 0): grey part 2p/3 in each plane, the rest (p/3, p/3, -2p/3): 6/9 of 2 = 1/3
+    np.testing.assert_allclose(colour_share(yellow), 1 / 3)
+    # a grey kernel plus an opponent one of the same energy: half and half
+    mixed = grey / np.sqrt(3) + opponent / np.sqrt(2)
+    np.testing.assert_allclose(colour_share(mixed), 0.5)
+    # scale-free, per kernel, and a kernel of zeros scores 0
+    w = np.concatenate([grey[:1], 1000 * opponent[:1], np.zeros((1, 3, 7, 7))])
+    np.testing.assert_allclose(colour_share(w), [0, 1, 0], atol=1e-15)
+    random = rng.standard_normal((4000, 3, 5, 5))
+    assert abs(colour_share(random).mean() - 2 / 3) < 0.01
+    assert colour_share(random).shape == (4000,) and colour_share(random).dtype == np.float64
+    with pytest.raises(ValueError, match="RGB"):
+        colour_share(rng.standard_normal((4, 2, 3, 3)))
+
+
+def test_conv1_by_tower_reads_each_towers_kernels_in_order():
+    from minialexnet.models import alexnet_cifar
+
+    model = alexnet_cifar(seed=0)
+    towers = conv1_by_tower(model)
+    state = model.state_dict()
+    assert list(towers) == ["tower a", "tower b"]
+    np.testing.assert_array_equal(towers["tower a"], state["a.conv1.w"])
+    np.testing.assert_array_equal(towers["tower b"], state["b.conv1.w"])
+    assert towers["tower a"] is not state["a.conv1.w"]  # a copy
+
+    class NoConv1:
+        def parameters(self):
+            return [("fc.w", np.zeros((2, 2)), None)]
+
+    with pytest.raises(ValueError, match="no parameter 'conv1.w'"):
+        conv1_by_tower(NoConv1())
+
+
+def test_plot_conv1_towers_stacks_the_towers_like_figure_3(tmp_path):
+    """The paper's network: 48 kernels of 11x11x3 per tower, tower a above tower b."""
+    rng = np.random.default_rng(6)
+    pattern = rng.standard_normal((48, 1, 11, 11))
+    towers = {
+        "tower a": np.repeat(pattern, 3, axis=1),  # grey
+        "tower b": rng.standard_normal((48, 3, 11, 11)),
+    }
+    out = plot_conv1_towers(towers, tmp_path / "fig3.png", columns=16)
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.width > img.height  # two blocks of 3 rows of 16
+        pixels = np.asarray(img.convert("RGB")).astype(int)
+    # the upper half holds the grey tower: its kernels' pixels have R = G = B
+    upper, lower = pixels[: len(pixels) // 2], pixels[len(pixels) // 2 :]
+    spread = [np.ptp(part, axis=2).max() for part in (upper, lower)]
+    assert spread[0] <= 2 < spread[1], spread  # (title text is black: grey as well)
+    assert not list(tmp_path.glob("*.tmp.png"))
+
+    from minialexnet.models import alexnet_cifar
+
+    path = plot_conv1_towers(alexnet_cifar(seed=0), tmp_path / "model.png")  # from a model
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+    with pytest.raises(ValueError, match="at least one"):
+        plot_conv1_towers({}, tmp_path / "none.png")
+
+
+def test_plot_top5_draws_a_panel_per_image_with_an_optional_title(tmp_path):
+    images = [np.full((40, 40, 3), c, np.uint8) for c in (0, 128)]
+    top5 = [[(f"class {j}", 0.5 / (j + 1)) for j in range(5)]] * 2
+    plain = plot_top5(images, ["a", "b"], top5, tmp_path / "plain.png")
+    titled = plot_top5(images, ["a", "b"], top5, tmp_path / "titled.png", title="RANDOM")
+    with Image.open(plain) as a, Image.open(titled) as b:
+        assert a.format == b.format == "PNG" and a.size == b.size
+        assert not np.array_equal(np.asarray(a), np.asarray(b))  # the title is drawn
