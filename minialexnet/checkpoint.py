@@ -178,6 +178,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray]
             magic = f.read(4)
         if not magic:
             raise CheckpointError(path, "empty file (0 bytes): an interrupted copy?")
+        if magic not in _ZIP_MAGIC and str(path).lower().endswith(".onnx"):
+            raise CheckpointError(
+                path,
+                "an ONNX file, not a checkpoint: convert it first with python -m "
+                "minialexnet.convert MODEL.onnx OUT.npz, then give OUT.npz",
+            )
         if magic not in _ZIP_MAGIC:
             raise CheckpointError(
                 path,

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from .checkpoint import pack, save_checkpoint
-from .data.imagenet import imagenet_classes
+from .data.imagenet import imagenet_classes, imagenet_wordnet
 from .data.transforms import Stats
 from .functional.pool import pooled_size
 from .layers import LRN, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Tanh
@@ -425,6 +425,10 @@ def read_chain(model: Any) -> Chain:
         elif kind in _PASS:
             value = node.output[0]
             continue
+        elif "Quantize" in kind or kind.startswith("QLinear") or kind == "ConvInteger":
+            raise ConvertError(
+                f"{_where(node)}: a quantised (int8) model; convert the float32 file instead"
+            )
         else:
             raise ConvertError(
                 f"{_where(node)}: {kind} is not part of an AlexNet; this converter reads Conv, "
@@ -517,7 +521,18 @@ def _op_signature(op: Op) -> tuple[Any, ...]:
 
 
 def _describe(sig: tuple[Any, ...]) -> str:
-    return " ".join(str(s) for s in sig)
+    """A layer signature in words: ``conv 96 kernels 11x11x3, stride 4, pad 0, groups 1``."""
+    kind, rest = sig[0], sig[1:]
+    if kind == "conv":
+        (c_out, c_in, k, _), stride, pad, groups = rest
+        return f"conv {c_out} kernels {k}x{k}x{c_in}, stride {stride}, pad {pad}, groups {groups}"
+    if kind == "fc":
+        return f"fc {rest[0][1]} -> {rest[0][0]}"
+    if kind == "lrn":
+        return f"LRN size {rest[0]}, groups {rest[1]}"
+    if kind == "pool":
+        return f"max pool {rest[0]}x{rest[0]}, stride {rest[1]}"
+    return kind
 
 
 def match_model(ops: list[Op], size: int) -> Any:
@@ -611,6 +626,30 @@ def _guess_convention(onnx_model: Any, model: Any) -> str:
     )
 
 
+def _load(onnx: Any, source: Path) -> tuple[Any, str]:
+    """The ONNX model in ``source`` (weights in a side file too, found next to it) and the
+    file's SHA-256."""
+    digest = hashlib.sha256()
+    try:
+        with open(source, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ConvertError(f"cannot read {source}: {exc.strerror or exc}") from None
+    try:  # onnx.load finds external weights relative to the file, not the working folder
+        onnx_model = onnx.load(str(source))
+        if not onnx_model.graph.node:
+            raise ValueError("no nodes")
+    except Exception as exc:  # protobuf raises DecodeError and others: all mean "not ONNX"
+        size = source.stat().st_size
+        raise ConvertError(
+            f"{source} is not an ONNX model ({type(exc).__name__}; {size:,} bytes): a "
+            "download that failed or stopped early? Compare its size and sha256 with the "
+            "ones docs/onnx.md gives, and download it again"
+        ) from None
+    return onnx_model, digest.hexdigest()
+
+
 def convert(
     source: str | Path,
     out: str | Path,
@@ -618,26 +657,22 @@ def convert(
     convention: str = "auto",
     classes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Read the ONNX file ``source``, write a minialexnet checkpoint to ``out``.
+    """Read the ONNX file ``source``, write a minialexnet checkpoint to ``out`` (its folder
+    is made when missing).
 
     ``convention``: "auto" (minialexnet's files say so; Caffe's layout means "caffe",
     torchvision's "torchvision"), or a key of :data:`CONVENTIONS`. ``classes``: the class
     names (default: the file's, else ImageNet's for 1000 outputs, else "class i").
-    Returns the checkpoint's metadata. Raises :class:`ConvertError` (nothing written)
-    when the file is not ONNX or not an AlexNet this library builds.
+    Returns the checkpoint's metadata; ``meta["notes"]`` says what a user should know
+    (a convention given against the layout, a missing mean image). Raises
+    :class:`ConvertError` (nothing written) when the file is not ONNX, not an AlexNet
+    this library builds, or ``out`` cannot be written.
     """
     onnx = _onnx()
-    source = Path(source)
-    try:
-        data = source.read_bytes()
-    except OSError as exc:
-        raise ConvertError(f"cannot read {source}: {exc.strerror or exc}") from None
-    try:
-        onnx_model = onnx.load_from_string(data)
-        if not onnx_model.graph.node:
-            raise ValueError("no nodes")
-    except Exception as exc:  # protobuf raises DecodeError and others: all mean "not ONNX"
-        raise ConvertError(f"{source} is not an ONNX model ({type(exc).__name__})") from None
+    source, out = Path(source), Path(out)
+    if out.exists() and out.resolve() == source.resolve():
+        raise ConvertError(f"{out} is the ONNX file itself: give another output path")
+    onnx_model, sha256 = _load(onnx, source)
     chain = read_chain(onnx_model)
     ops, size = chain.ops, chain.size
     model = match_model(ops, size)
@@ -647,40 +682,64 @@ def convert(
         init = json.loads(props["minialexnet.config"]).get("init")
         if init in ("paper", "scaled", "balanced"):
             model.config["init"] = init
-    name = _guess_convention(onnx_model, model) if convention == "auto" else convention
+    notes = []
+    if chain.mean is not None:  # the graph subtracts a mean image: this library's input
+        guess = "minialexnet"
+    else:
+        try:
+            guess = _guess_convention(onnx_model, model)
+        except ConvertError:
+            if convention == "auto":
+                raise
+            guess = convention
+    name = guess if convention == "auto" else convention
     if name not in CONVENTIONS:
         raise ConvertError(f"convention must be auto or one of {list(CONVENTIONS)}, got {name!r}")
+    if name != guess:
+        notes.append(
+            f"--convention {name} given, but the file's layout says {guess}: the checkpoint "
+            f"prepares photos the {name} way"
+        )
     conv = CONVENTIONS[name]
     mean_rgb = fold_convention(model, conv)
     num_classes = model.config["num_classes"]
     if classes is None and "minialexnet.classes" in props:
         classes = json.loads(props["minialexnet.classes"])
+    imagenet = classes is None and num_classes == 1000
     if classes is None:
-        classes = imagenet_classes() if num_classes == 1000 else [
-            f"class {i}" for i in range(num_classes)
-        ]  # fmt: skip
+        classes = imagenet_classes() if imagenet else [f"class {i}" for i in range(num_classes)]
     if len(classes) != num_classes:
         raise ConvertError(f"{len(classes)} class names for {num_classes} outputs")
-    image_size = max(conv.resize, size)
+    stored = props.get("minialexnet.image_size", "")
+    image_size = int(stored) if stored.isdigit() else max(conv.resize, size)
     mean_image = np.broadcast_to(mean_rgb, (image_size, image_size, 3))
     if chain.mean is not None:  # the file subtracts its own mean: keep it, subtract here
         if name != "minialexnet":
             raise ConvertError(
-                "a graph that subtracts its own mean image needs --convention minialexnet"
+                "a graph that subtracts its own mean image takes this library's input: "
+                "leave out --convention (or give minialexnet)"
             )
-        mean_image, image_size = chain.mean, size
+        # the centre crop's window, exact; around it (ten-crop corners) its edge, repeated
+        pad = (image_size - size) // 2
+        widths = ((pad, image_size - size - pad), (pad, image_size - size - pad), (0, 0))
+        mean_image = np.pad(chain.mean, widths, mode="edge")
+    elif name == "minialexnet":
+        notes.append(
+            "the file carries no mean image, so the checkpoint subtracts none; export with "
+            "`python -m minialexnet.export --raw-input` to carry it"
+        )
     stats = Stats(
         mean=mean_image,
         eigvals=np.zeros(3),  # no colour statistics come with the weights
         eigvecs=np.eye(3),
     )
-    meta = {
+    meta: dict[str, Any] = {
         "config": model.config,
         "classes": list(classes),
         "run": {"image_size": image_size},
         "source": {
             "file": source.name,
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "sha256": sha256,
             "producer": f"{onnx_model.producer_name} {onnx_model.producer_version}".strip(),
             "opset": max((o.version for o in onnx_model.opset_import), default=0),
             "convention": conv.name,
@@ -688,10 +747,19 @@ def convert(
             "ended_in_softmax": chain.softmax,
             "mean_from_file": chain.mean is not None,
         },
+        "notes": notes,
     }
-    save_checkpoint(
-        out, {**pack("model", model.state_dict()), **pack("data", stats.to_arrays())}, meta
-    )
+    if imagenet:  # ImageNet folders are named by WordNet id: evaluate matches them too
+        meta["class_ids"] = [wnid for wnid, _ in imagenet_wordnet()]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(
+            out, {**pack("model", model.state_dict()), **pack("data", stats.to_arrays())}, meta
+        )
+    except OSError as exc:
+        raise ConvertError(
+            f"cannot write {out}: {exc.strerror or exc}; give a file path you can write to"
+        ) from None
     return meta
 
 
@@ -700,13 +768,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m minialexnet.convert", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("model", help="an ONNX file, e.g. the model zoo's bvlcalexnet-12.onnx")
-    parser.add_argument("out", help="the checkpoint to write (.npz), for predict and evaluate")
+    parser.add_argument("model", help="an ONNX file, e.g. the model zoo's bvlcalexnet-8.onnx")
+    parser.add_argument(
+        "out", help="the checkpoint to write (.npz; its folder is made), for predict and evaluate"
+    )
     parser.add_argument(
         "--convention",
         default="auto",
         choices=["auto", *CONVENTIONS],
-        help="the input the weights expect (default: from the file's layout)",
+        help="the input the weights expect: caffe (BGR minus the ImageNet mean), torchvision "
+        "(RGB 0-1, normalised) or minialexnet; default: from the file's layout",
     )
     args = parser.parse_args(argv)
     try:
@@ -714,18 +785,18 @@ def main(argv: list[str] | None = None) -> int:
     except ConvertError as exc:
         print(f"minialexnet.convert: {exc}", file=sys.stderr)
         return 2
-    config = meta["config"]
-    source = meta["source"]
-    if source["convention"] == "minialexnet" and not source["mean_from_file"]:
-        print(
-            "note: the file carries no mean image, so the checkpoint subtracts none; "
-            "export with `python -m minialexnet.export --raw-input` to carry it",
-            file=sys.stderr,
-        )
+    for note in meta["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    config, source = meta["config"], meta["source"]
+    shown = {k: v for k, v in config.items() if k not in ("arch", "dtype", "init")}
+    folded = {
+        "minialexnet": "this library's input (nothing folded)",
+        "caffe": "Caffe's BGR input minus the ImageNet mean, folded into conv1",
+        "torchvision": "torchvision's normalised RGB input, folded into conv1",
+    }[source["convention"]]
     print(
-        f"wrote {args.out}: {config['arch']} "
-        f"({', '.join(f'{k}={v}' for k, v in config.items() if k not in ('arch', 'dtype'))}); "
-        f"input {meta['source']['convention']} folded into conv1; "
+        f"wrote {args.out}: {config['arch']} ({', '.join(f'{k}={v}' for k, v in shown.items())}); "
+        f"{folded}; photos resized to {meta['run']['image_size']}, centre {config['input_size']}; "
         f"try: python -m minialexnet.predict {args.out} photo.jpg"
     )
     return 0

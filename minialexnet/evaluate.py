@@ -127,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m minialexnet.evaluate", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("checkpoint", help="a checkpoint.npz or best.npz written by train")
+    parser.add_argument(
+        "checkpoint",
+        help="a checkpoint.npz or best.npz written by train, or one python -m "
+        "minialexnet.convert wrote (then give --dataset folder:PATH)",
+    )
     parser.add_argument(
         "--dataset", help="shapes | cifar10 | folder:PATH (default: the one it was trained on)"
     )
@@ -169,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     run = meta.get("run", {})
     if args.size is None and args.split == "val":
         size = run.get("val_size")
+    if args.dataset is None and "dataset" not in run and "source" in meta:
+        return _bad_input(
+            f"{args.checkpoint} was converted from {meta['source'].get('file')}, not trained "
+            "here: give the data with --dataset folder:PATH (for ImageNet weights, PATH/val/ "
+            "with one subfolder per class, named by WordNet id: n01440764, n01443537, ...)"
+        )
     spec = args.dataset or run.get("dataset", "shapes")
     try:
         dataset = load_dataset(
@@ -183,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:  # no such data, an unknown --dataset, ...
         return _bad_input(exc)
     trained_on = meta.get("classes")
-    if trained_on is not None and trained_on != dataset.classes:
+    # a converted ImageNet checkpoint also knows its classes' WordNet ids (folder names)
+    same = dataset.classes in (trained_on, meta.get("class_ids"))
+    if trained_on is not None and not same:
         return _bad_input(
             f"{args.checkpoint} was trained on {len(trained_on)} classes "
             f"{_some(trained_on)}, but {spec} {args.split} has {len(dataset.classes)} "

@@ -312,16 +312,20 @@ def _host_layers(model: Any) -> list[tuple[str, Any]]:
     return flat_layers(copy)
 
 
-def _input_text(size: int, preprocess: bool) -> str:
+def _input_text(size: int, preprocess: bool, image_size: int | None = None) -> str:
+    resize = (
+        f"a photo's shorter side resized to {image_size}, then its centre {size}x{size} crop"
+        if image_size and image_size != size
+        else f"the image resized to {size}x{size}"
+    )
     if preprocess:
         return (
-            f"images: float32 (N, 3, {size}, {size}), RGB, raw 0-255 pixels (the centre "
-            f"{size}x{size} crop, channels first); the graph subtracts the training set's mean "
-            "image itself"
+            f"images: float32 (N, 3, {size}, {size}), RGB, raw 0-255 pixels ({resize}, "
+            "channels first); the graph subtracts the training set's mean image itself"
         )
     return (
-        f"images: float32 (N, 3, {size}, {size}), RGB, raw 0-255 pixels minus the training "
-        f"set's mean image (its centre {size}x{size} window), channels first: what "
+        f"images: float32 (N, 3, {size}, {size}), RGB, raw 0-255 pixels ({resize}) minus the "
+        f"training set's mean image (its centre {size}x{size} window), channels first: what "
         "minialexnet.data.eval_transform gives; no scaling to 0-1, no per-channel "
         "normalisation"
     )
@@ -334,6 +338,7 @@ def onnx_model(
     stats: Stats | None = None,
     preprocess: bool = False,
     classes: Sequence[str] | None = None,
+    image_size: int | None = None,
 ) -> onnx.ModelProto:
     """``model`` (any network of :mod:`minialexnet.models`) as a checked ONNX model, not written.
 
@@ -363,7 +368,7 @@ def onnx_model(
     for name, layer in _host_layers(model):
         graph.add(name, layer)
     outputs = graph.shape[-1]
-    text = _input_text(size, preprocess)
+    text = _input_text(size, preprocess, image_size)
     doc = (
         f"minialexnet {arch} ({model.num_parameters():,} parameters). Input {text}. Output "
         f"logits: float32 (N, {outputs}), scores before the softmax: there is no softmax in "
@@ -372,6 +377,8 @@ def onnx_model(
     proto = graph.model("images", ["N", 3, size, size], "logits", doc)
     props = {"minialexnet.config": json.dumps(model.config, sort_keys=True),
              "minialexnet.input": text}  # fmt: skip
+    if image_size:  # predict's resize: convert restores it
+        props["minialexnet.image_size"] = str(int(image_size))
     if classes is not None:
         names = list(classes)
         if len(names) != outputs or not all(isinstance(c, str) for c in names):
@@ -392,6 +399,7 @@ def export_onnx(
     stats: Stats | None = None,
     preprocess: bool = False,
     classes: Sequence[str] | None = None,
+    image_size: int | None = None,
 ) -> onnx.ModelProto:
     """Write ``model`` to the ONNX file ``path``, atomically; returns the written ModelProto.
 
@@ -406,12 +414,17 @@ def export_onnx(
         preprocess: subtract the mean image in the graph, so that it takes raw 0-255 RGB
             pixels; by default it takes them minus the mean image (``eval_transform``).
         classes: the class names, stored in the metadata (``"minialexnet.classes"``).
+        image_size: the side a photo's shorter side is resized to before the centre crop
+            (a checkpoint's ``run.image_size``), stored as ``"minialexnet.image_size"``.
 
     The graph maps ``"images"`` float32 (N, 3, S, S) to ``"logits"`` float32 (N, classes):
     no softmax. Raises :class:`ExportError` (a ValueError) for what cannot be exported
     (an even LRN window, a bad opset, ...), OSError where ``path`` cannot be written.
     """
-    proto = onnx_model(model, opset=opset, stats=stats, preprocess=preprocess, classes=classes)
+    proto = onnx_model(
+        model, opset=opset, stats=stats, preprocess=preprocess, classes=classes,
+        image_size=image_size,
+    )  # fmt: skip
     data = proto.SerializeToString()
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -475,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
             stats=stats,
             preprocess=args.raw_input,
             classes=classes if isinstance(classes, list) else None,
+            image_size=meta.get("run", {}).get("image_size"),
         )
     except ExportError as exc:
         return _bad_input(f"cannot export {args.checkpoint}: {exc}")

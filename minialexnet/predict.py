@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import functional as F
 from .backend import Device, to_numpy
@@ -25,10 +25,17 @@ from .viz import plot_top5
 
 __all__ = ["load_image", "main"]
 
+BATCH = 32
+
 
 def load_image(path: str | Path, size: int) -> np.ndarray:
     """An image file as uint8 (size, size, 3): RGB, shorter side resized to size, centre crop."""
     with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)  # phones store photos sideways plus a rotation tag
+        if img.mode in ("RGBA", "LA") or "transparency" in img.info:  # transparent: on white
+            img = img.convert("RGBA")
+            white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(white, img)
         img = img.convert("RGB")
         w, h = img.size
         scale = size / min(w, h)
@@ -45,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m minialexnet.predict", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("checkpoint", help="best.npz or checkpoint.npz written by train")
+    parser.add_argument(
+        "checkpoint",
+        help="best.npz or checkpoint.npz written by train, or a checkpoint from "
+        "python -m minialexnet.convert (e.g. the ImageNet-trained BVLC AlexNet)",
+    )
     parser.add_argument("images", nargs="+", help="image files (jpg, png, ...)")
     parser.add_argument("--plot", help="save a picture of the images and their top five here")
     parser.add_argument("--device", default="auto", help="auto | cpu | gpu | gpu:N")
@@ -77,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     if not images:
         return _bad_input("no readable images: give image files such as photo.jpg or a .png")
     x = eval_transform(np.stack(images), stats=stats, crop=model.input_size)
-    probs = to_numpy(F.softmax(model.forward(x, train=False)))
+    probs = np.concatenate([  # in batches: the ImageNet net needs ~20 MB an image
+        to_numpy(F.softmax(model.forward(x[i : i + BATCH], train=False)))
+        for i in range(0, len(x), BATCH)
+    ])  # fmt: skip
     k = min(5, len(classes))
     top5 = []
     for name, p in zip(names, probs, strict=True):
@@ -85,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         top5.append([(classes[i], float(p[i])) for i in order])
         print(name + ": " + ", ".join(f"{c} {100 * q:.1f}%" for c, q in top5[-1]))
     if args.plot:
-        print(f"wrote {plot_top5(images, names, top5, args.plot)}")
+        try:
+            print(f"wrote {plot_top5(images, names, top5, args.plot)}")
+        except (OSError, ValueError) as exc:  # a missing folder, a folder, an odd suffix
+            return _bad_input(f"cannot write --plot {args.plot}: {exc}")
     return 0
 
 

@@ -37,10 +37,22 @@ __all__ = [
 
 
 def _save(fig: Any, out: Path) -> Path:
-    """Save ``fig`` as a PNG at ``out`` atomically (temporary name, then rename)."""
-    tmp = out.with_name(out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(out)  # never leave a half-written picture under the final name
+    """Save ``fig`` at ``out`` atomically (temporary name, then rename), in the format its
+    suffix names (``.png`` when it names none); ValueError for a suffix matplotlib cannot
+    write, OSError when ``out`` cannot be written (nothing is left behind)."""
+    kind = out.suffix[1:].lower() or "png"
+    supported = fig.canvas.get_supported_filetypes()
+    if kind not in supported:
+        raise ValueError(
+            f"cannot draw a .{kind} picture: use one of .png, .jpg, .pdf, .svg ({out})"
+        )
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        fig.savefig(tmp, dpi=100, format=kind)
+        tmp.replace(out)  # never leave a half-written picture under the final name
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     return out
 
 
@@ -207,6 +219,11 @@ def plot_filters(
     largely colour-specific.
     """
     out = Path(out)
+    if not isinstance(weights, dict):
+        raise TypeError(
+            f"plot_filters: weights must map a tower's name to its conv1 weights, got "
+            f"{type(weights).__name__}; for a model use plot_conv1_towers(model, out)"
+        )
     if not weights:
         raise ValueError("plot_filters: give at least one tower's weights")
     grids = {name: filter_grid(w, columns) for name, w in weights.items()}

@@ -40,3 +40,22 @@ def test_ten_crop_equals_the_average_of_ten_patches_with_as_few_passes_as_possib
     assert result["top5_err"] == 1 - topk_correct(probs, y, 5) / len(y)
     loss = float(-np.log(probs[np.arange(len(y)), y]).mean())
     assert result["loss"] == pytest.approx(loss, rel=1e-5)
+
+
+def test_predict_turns_a_phone_photo_upright_and_puts_transparency_on_white(tmp_path):
+    from PIL import Image
+
+    from minialexnet.predict import load_image
+
+    tall = Image.new("RGB", (40, 20), (0, 0, 0))
+    tall.paste((255, 0, 0), (0, 0, 20, 20))  # left half red, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    tall.save(tmp_path / "phone.jpg", exif=exif)
+    upright = load_image(tmp_path / "phone.jpg", 20)
+    assert upright.shape == (20, 20, 3)
+    shown = Image.open(tmp_path / "phone.jpg")
+    assert shown.size == (40, 20)  # stored sideways; load_image viewed it 20 wide, 40 tall
+    clear = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    clear.save(tmp_path / "clear.png")
+    assert load_image(tmp_path / "clear.png", 10).min() == 255  # transparent -> white

@@ -257,3 +257,99 @@ def test_export_then_import_is_the_identity_on_parameters(tmp_path, raw_input):
         np.testing.assert_allclose(again_stats.mean, stats.mean, rtol=1e-6)
     else:
         assert not again_stats.mean.any()
+
+
+# --- what a student meets first (review of 2026-12-07) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bvlc_checkpoint(tmp_path_factory) -> Path:
+    """The zoo layout's random stand-in, converted once for the tests below."""
+    folder = tmp_path_factory.mktemp("bvlc")
+    onnx.save(onnx_zoo.bvlc_alexnet(seed=11), folder / "bvlcalexnet-8.onnx")
+    out = folder / "cache" / "minialexnet" / "bvlc_alexnet.npz"  # a folder not made yet
+    assert main([str(folder / "bvlcalexnet-8.onnx"), str(out)]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_convert_makes_the_output_folder_and_records_wordnet_ids(bvlc_checkpoint):
+    _, meta = load_checkpoint(bvlc_checkpoint)
+    assert meta["class_ids"][281] == "n02123045" and len(meta["class_ids"]) == 1000
+    assert meta["run"]["image_size"] == 256 and meta["notes"] == []
+
+
+def test_convert_refuses_to_overwrite_its_own_input(tmp_path, capsys):
+    path = tmp_path / "m.onnx"
+    onnx.save(onnx_zoo.torchvision_alexnet(seed=0), path)
+    before = path.read_bytes()
+    assert main([str(path), str(tmp_path / "." / "m.onnx")]) == 2
+    assert "is the ONNX file itself" in capsys.readouterr().err
+    assert path.read_bytes() == before
+
+
+def test_a_truncated_download_says_to_check_the_checksum(tmp_path, capsys):
+    path = tmp_path / "bvlcalexnet-8.onnx"
+    onnx.save(onnx_zoo.torchvision_alexnet(seed=0), path)
+    path.write_bytes(path.read_bytes()[:100_000])
+    assert main([str(path), str(tmp_path / "o.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "not an ONNX model" in err and "sha256" in err and "docs/onnx.md" in err
+
+
+def test_an_onnx_file_given_to_predict_says_to_convert_it_first(tmp_path, capsys):
+    from minialexnet.predict import main as predict
+
+    path = tmp_path / "m.onnx"
+    onnx.save(onnx_zoo.torchvision_alexnet(seed=0), path)
+    image = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(image)
+    assert predict([str(path), str(image), "--device", "cpu"]) == 2
+    assert "python -m minialexnet.convert" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_evaluate_reads_an_imagenet_folder_named_by_wordnet_id(bvlc_checkpoint, tmp_path, capsys):
+    from PIL import Image
+
+    from minialexnet.data.imagenet import imagenet_wordnet
+    from minialexnet.evaluate import main as evaluate
+
+    root = tmp_path / "imagenet" / "val"  # ImageNet's layout: val/ alone, one folder a class
+    rng = np.random.default_rng(0)
+    for i, (wnid, _) in enumerate(imagenet_wordnet()):
+        (root / wnid).mkdir(parents=True)
+        if i % 100 == 0:  # a few images; every class folder exists
+            pixels = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / wnid / "x.jpg")
+    assert evaluate([str(bvlc_checkpoint), "--device", "cpu", "--quiet"]) == 2
+    assert "--dataset folder:PATH" in capsys.readouterr().err  # converted: no data of its own
+    argv = [str(bvlc_checkpoint), "--dataset", f"folder:{root.parent}", "--device", "cpu",
+            "--quiet", "--json", str(tmp_path / "e.json")]  # fmt: skip
+    assert evaluate(argv) == 0, capsys.readouterr().err
+    assert "top-1 error" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_export_then_convert_keeps_predicts_answers(bvlc_checkpoint, tmp_path, capsys):
+    """The resize before the crop (256 for 224) travels in the file: predict answers the same."""
+    from PIL import Image
+
+    from minialexnet.export import main as export
+    from minialexnet.predict import main as predict
+
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (300, 400, 3), np.uint8)).save(photo)
+    answers = []
+    for raw in (["--raw-input"],):
+        assert export([str(bvlc_checkpoint), str(tmp_path / "b.onnx"), *raw]) == 0
+        assert main([str(tmp_path / "b.onnx"), str(tmp_path / "back.npz")]) == 0
+    capsys.readouterr()
+    for ckpt in (bvlc_checkpoint, tmp_path / "back.npz"):
+        assert predict([str(ckpt), str(photo), "--device", "cpu"]) == 0
+        answers.append(capsys.readouterr().out.strip().splitlines()[-1])
+    assert answers[0] == answers[1]
+    _, meta = load_checkpoint(tmp_path / "back.npz")
+    assert meta["run"]["image_size"] == 256

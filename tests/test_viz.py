@@ -45,7 +45,7 @@ def test_plot_filters_writes_one_picture_with_a_grid_per_tower(tmp_path):
     out = plot_filters(towers, tmp_path / "filters.png")
     with Image.open(out) as img:
         assert img.format == "PNG" and img.width > img.height
-    assert not list(tmp_path.glob("*.tmp.png"))
+    assert not list(tmp_path.glob("*.tmp*"))
     with pytest.raises(ValueError, match="at least one"):
         plot_filters({}, tmp_path / "none.png")
 
@@ -169,7 +169,7 @@ def test_plot_conv1_towers_stacks_the_towers_like_figure_3(tmp_path):
     upper, lower = pixels[: len(pixels) // 2], pixels[len(pixels) // 2 :]
     spread = [np.ptp(part, axis=2).max() for part in (upper, lower)]
     assert spread[0] <= 2 < spread[1], spread  # (title text is black: grey as well)
-    assert not list(tmp_path.glob("*.tmp.png"))
+    assert not list(tmp_path.glob("*.tmp*"))
 
     from minialexnet.models import alexnet_cifar
 

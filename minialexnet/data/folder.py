@@ -76,8 +76,10 @@ def _subfolders(path: Path) -> list[str]:
 def list_images(root: str | os.PathLike, split: str) -> tuple[list[str], list[Path], np.ndarray]:
     """Classes (sorted folders of root/train), image paths and their labels for one split.
 
-    Files are in class order, then sorted by name. Raises ValueError for a missing root,
-    a missing train/ (or val/test) folder, an unknown class folder in val, or no images.
+    Files are in class order, then sorted by name. Without train/, the "val" split alone
+    works too: its own sorted folders are the classes (ImageNet's validation set, named by
+    WordNet id, for converted weights). Raises ValueError for a missing root, a missing
+    train/ (or val/test) folder, an unknown class folder in val, or no images.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -85,16 +87,22 @@ def list_images(root: str | os.PathLike, split: str) -> tuple[list[str], list[Pa
             f"folder: image root {root} does not exist or is not a folder (expected "
             f"{root}/train/CLASS/*.jpg and {root}/val/CLASS/*.jpg)"
         )
-    if not (root / "train").is_dir():
-        raise ValueError(
-            f"folder: no train/ folder in {root}; expected root/train/CLASS/*.jpg "
-            "(the class list is taken from train/)"
-        )
-    classes = _subfolders(root / "train")
+    class_root = root / "train"
+    if not class_root.is_dir():
+        has_val = any((root / name).is_dir() for name in ("val", "test"))
+        if split != "val" or not has_val:
+            raise ValueError(
+                f"folder: no train/ folder in {root}; expected root/train/CLASS/*.jpg "
+                "(the class list is taken from train/)"
+            )
+        # a validation set alone (e.g. ImageNet's val/ for converted weights): its folders,
+        # sorted, are the classes
+        class_root = _split_dir(root, "val")
+    classes = _subfolders(class_root)
     if not classes:
         raise ValueError(
-            f"folder: {root / 'train'} has no class folders (expected one folder of images "
-            "per class: train/CLASS/*.jpg)"
+            f"folder: {class_root} has no class folders (expected one folder of images "
+            f"per class: {class_root.name}/CLASS/*.jpg)"
         )
     split_dir = _split_dir(root, split)
     unknown = sorted(set(_subfolders(split_dir)) - set(classes))
