@@ -52,10 +52,11 @@ def test_predict_turns_a_phone_photo_upright_and_puts_transparency_on_white(tmp_
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
     tall.save(tmp_path / "phone.jpg", exif=exif)
-    upright = load_image(tmp_path / "phone.jpg", 20)
+    upright = load_image(tmp_path / "phone.jpg", 20).astype(int)
     assert upright.shape == (20, 20, 3)
-    shown = Image.open(tmp_path / "phone.jpg")
-    assert shown.size == (40, 20)  # stored sideways; load_image viewed it 20 wide, 40 tall
+    # viewed upright the red half is on top (stored, it is on the left)
+    assert upright[2, 10, 0] > 200 and upright[17, 10, 0] < 60
+    assert upright[10, 2, 0] > 200 and upright[10, 17, 0] > 200  # left and right alike
     clear = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
     clear.save(tmp_path / "clear.png")
     assert load_image(tmp_path / "clear.png", 10).min() == 255  # transparent -> white
