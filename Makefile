@@ -40,8 +40,9 @@ $(VENV)/.test: $(VENV)/.base
 	$(PIP) install -e '.[test,mpi]'
 	touch $@
 
+# mpi: chapter 13 runs two processes with mpiexec
 $(VENV)/.notebooks: $(VENV)/.base
-	$(PIP) install -e '.[notebooks]'
+	$(PIP) install -e '.[notebooks,mpi]'
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.test
