@@ -32,6 +32,10 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
     """An image file as uint8 (size, size, 3): RGB, shorter side resized to size, centre crop."""
     with Image.open(path) as img:
         img = ImageOps.exif_transpose(img)  # phones store photos sideways plus a rotation tag
+        if img.mode.startswith("I"):  # 16/32-bit grey (PNG, TIFF): to 0-255, not clipped
+            pixels = np.asarray(img, dtype=np.float64)
+            top_value = 65535.0 if pixels.max() > 255 else 255.0
+            img = Image.fromarray(np.round(pixels * (255.0 / top_value)).astype(np.uint8))
         if img.mode in ("RGBA", "LA") or "transparency" in img.info:  # transparent: on white
             img = img.convert("RGBA")
             white = Image.new("RGBA", img.size, (255, 255, 255, 255))
@@ -83,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             images.append(load_image(path, size))
             names.append(Path(path).name)
+            with Image.open(path) as img:
+                w, h = img.size
+            if min(w, h) < size // 2:
+                print(
+                    f"note: {path} is {w}x{h}, enlarged to {size}: the network sees a blur "
+                    "of it; a larger photo is better",
+                    file=sys.stderr,
+                )
         except (OSError, UnidentifiedImageError) as exc:
             print(f"{path}: cannot read this image ({exc}); skipped", file=sys.stderr)
     if not images:

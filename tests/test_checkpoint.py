@@ -311,3 +311,15 @@ def test_pack_and_unpack(tmp_path: Path) -> None:
         pack("model/", model)
     with pytest.raises(ValueError, match="prefix"):
         unpack(loaded, "")
+
+
+def test_a_checkpoint_gets_the_usual_file_mode_not_a_private_one(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "c.npz", {"w": np.zeros(2)}, {})
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "c.npz").stat().st_mode) == 0o644

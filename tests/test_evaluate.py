@@ -60,3 +60,35 @@ def test_predict_turns_a_phone_photo_upright_and_puts_transparency_on_white(tmp_
     clear = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
     clear.save(tmp_path / "clear.png")
     assert load_image(tmp_path / "clear.png", 10).min() == 255  # transparent -> white
+
+
+def test_predict_reads_16_bit_grey_without_turning_it_white(tmp_path):
+    from PIL import Image
+
+    from minialexnet.predict import load_image
+
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520
+    Image.fromarray(ramp).save(tmp_path / "grey16.png")
+    x = load_image(tmp_path / "grey16.png", 32)
+    assert x.min() < 10 and x.max() > 245 and 100 < x.mean() < 155  # a ramp, not all 255
+
+
+def test_predict_says_when_a_photo_is_much_smaller_than_the_network_wants(tmp_path, capsys):
+    from PIL import Image
+
+    from minialexnet.checkpoint import pack, save_checkpoint
+    from minialexnet.data.transforms import Stats
+    from minialexnet.models import cnn4
+    from minialexnet.predict import main as predict
+
+    model = cnn4(seed=0)
+    stats = Stats(np.zeros((32, 32, 3)), np.zeros(3), np.eye(3))
+    meta = {"config": model.config, "classes": [f"c{i}" for i in range(10)], "run": {}}
+    arrays = {**pack("model", model.state_dict()), **pack("data", stats.to_arrays())}
+    save_checkpoint(tmp_path / "c.npz", arrays, meta)
+    Image.new("RGB", (8, 10), (9, 9, 9)).save(tmp_path / "tiny.png")
+    Image.new("RGB", (40, 50), (9, 9, 9)).save(tmp_path / "fine.png")
+    assert predict([str(tmp_path / "c.npz"), str(tmp_path / "tiny.png"),
+                    str(tmp_path / "fine.png"), "--device", "cpu"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "tiny.png is 8x10, enlarged to 32" in err and "fine.png" not in err
