@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import needs_gpu
 
 from minialexnet.checkpoint import load_checkpoint, unpack
 from minialexnet.data import Dataset
@@ -372,7 +373,8 @@ class FakeCuda:
             def record(self, stream: Any = None) -> None:
                 fake.log.append(("record", self.name, None if stream is None else stream.ptr))
 
-            def query(self) -> bool:
+            @property
+            def done(self) -> bool:  # CuPy's name (cudaEventQuery)
                 return time.monotonic() - self.born >= fake.ready_after
 
         self.Stream, self.Event = Stream, Event
@@ -397,7 +399,7 @@ def test_nccl_overlap_runs_on_a_side_stream_ordered_by_events() -> None:
     handle = dist.start_allreduce_(flat)
     ready, done = log[1][1], log[-1][1]
     assert log[0] == ("Stream", True)  # made once, non-blocking
-    assert log[1] == ("record", ready, None)  # on the current stream: the gradients are in
+    assert log[1] == ("record", ready, 99)  # on the current stream: the gradients are in
     assert log[2] == ("wait_event", 55, ready)  # the side stream waits for them
     assert log[3] == ("allReduce", 1234, 1234, 5, FakeNccl.NCCL_FLOAT32, FakeNccl.NCCL_SUM, 55)
     assert log[4] == ("record", done, 55)
@@ -420,6 +422,36 @@ def test_nccl_timeout_aborts_when_the_sum_never_arrives() -> None:
     dist.allreduce_mean_(flat)  # with a timeout even the blocking call is timed
     assert time.monotonic() - start < 5
     assert messages and "0.05 s at step 7 (NCCL allreduce" in messages[0]
+
+
+class EchoComm(FakeComm):
+    """A one-rank MPI stand-in whose broadcast returns what it was given (the real NCCL id)."""
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        return obj
+
+
+@needs_gpu
+def test_nccl_with_one_rank_on_a_real_gpu() -> None:
+    """Real cupy.cuda.nccl, streams and events, one rank (MPI stood in: the device image has
+    no mpi4py): the blocking, overlapped and timed allreduces each give the buffer back."""
+    import cupy
+
+    nccl = pytest.importorskip("cupy.cuda.nccl", reason="needs CuPy built with NCCL")
+    if not getattr(nccl, "available", True):
+        pytest.skip("CuPy has no NCCL here")
+    mpi = SimpleNamespace(COMM_WORLD=EchoComm(0, 1, []), COMM_TYPE_SHARED=1)
+    dist = NcclDist(mpi=mpi)
+    want = cupy.arange(1000, dtype=cupy.float32) / 7
+    flat = want.copy()
+    dist.allreduce_mean_(flat)
+    cupy.testing.assert_array_equal(flat, want)
+    handle = dist.start_allreduce_(flat)
+    busy = cupy.ones((512, 512), cupy.float32) @ cupy.ones((512, 512), cupy.float32)  # meanwhile
+    cupy.testing.assert_array_equal(dist.finish_allreduce_(handle), want)
+    dist.timeout = 10.0
+    cupy.testing.assert_array_equal(dist.allreduce_mean_(flat), want)
+    assert float(busy[0, 0]) == 512
 
 
 # ------------------------------------------------------------------- real mpiexec -n 2 runs

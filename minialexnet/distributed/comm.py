@@ -266,7 +266,7 @@ class NcclDist(MPIDist):
         if self._side is None:
             self._side = cuda.Stream(non_blocking=True)
         ready = cuda.Event()
-        ready.record()  # on the current stream: the gradients in ``flat`` are written
+        ready.record(cuda.get_current_stream())  # the gradients in ``flat`` are written
         self._side.wait_event(ready)
         self._allreduce_sum(flat, int(self._side.ptr))
         done = cuda.Event()
@@ -277,7 +277,7 @@ class NcclDist(MPIDist):
         done, flat = handle
         if self.timeout is not None:
             deadline = time.monotonic() + float(self.timeout)
-            while not done.query():
+            while not done.done:  # CuPy's Event.done: cudaEventQuery
                 if time.monotonic() > deadline:
                     self.abort(
                         f"no progress from the other ranks for {float(self.timeout):g} s at step "
