@@ -39,7 +39,9 @@ mean image, i.e. what :func:`minialexnet.data.eval_transform` gives. With
 mean image itself and takes raw 0-255 RGB pixels (N, 3, S, S). The weights are float32
 (a float64 model is cast to float32). The file's metadata_props hold
 ``minialexnet.config`` (the model's config, JSON), ``minialexnet.classes`` (the class
-names, JSON, when known) and ``minialexnet.input`` (the input convention in words).
+names, JSON, when known), ``minialexnet.input`` (the input convention in words) and
+``minialexnet.image_size`` (the side a photo's shorter side is resized to before the
+centre crop, when known: :mod:`minialexnet.convert` restores it).
 """
 
 from __future__ import annotations

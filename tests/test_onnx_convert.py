@@ -122,7 +122,7 @@ def test_caffe_convention_folds_bgr_and_mean_into_conv1(tmp_path):
 
 def test_lrn_conversion_alone_matches_onnxruntime():
     """ONNX divides alpha by the size; this library's alpha multiplies the plain sum."""
-    from minialexnet.convert import _lrn
+    from minialexnet.onnx_chain import _lrn
 
     node = helper.make_node("LRN", ["x"], ["y"], size=5, alpha=3e-3, beta=0.8, bias=1.5)
     graph = helper.make_graph(
