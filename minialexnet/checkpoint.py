@@ -30,8 +30,8 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -47,6 +47,7 @@ __all__ = [
     "pack",
     "save_checkpoint",
     "unpack",
+    "write_atomically",
 ]
 
 FORMAT = "minialexnet-checkpoint"
@@ -130,14 +131,24 @@ def save_checkpoint(
     contents = {name: _host_array(name, value) for name, value in arrays.items()}
     contents[META_KEY] = _meta_array(meta)
 
+    write_atomically(path, lambda f: _write_npz(f, contents))
+
+
+def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
+    """``write(f)`` into a temporary file next to ``path``, flushed to disk, then renamed
+    over ``path``: readers see the old file or the whole new one, never a part. On any
+    error the temporary file is removed and ``path`` is untouched. The file gets the usual
+    mode (``0666 & ~umask``; ``mkstemp`` would leave it private). Checkpoints and exported
+    ONNX files are written this way."""
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            _write_npz(f, contents)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)  # mkstemp makes the file private (0600): give it the usual mode
+        umask = os.umask(0)  # read the umask by setting it, then set it back
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)

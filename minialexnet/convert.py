@@ -54,10 +54,9 @@ from .checkpoint import pack, save_checkpoint
 from .data.imagenet import imagenet_classes, imagenet_wordnet
 from .data.transforms import Stats
 from .layers import LRN, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Tanh
-from .merged import flat_layers, merge_towers
-from .models import ARCHS, PAPER_LRN
+from .merged import flat_layers
+from .models import ALEXNET, ALEXNET_CIFAR, ALEXNET_OWT, ARCHS, PAPER_LRN
 from .onnx_chain import Chain, ConvertError, Op, _onnx, read_chain
-from .towers import Towers
 
 __all__ = ["CONVENTIONS", "Chain", "Convention", "ConvertError", "convert", "read_chain", "main"]
 
@@ -121,16 +120,20 @@ def _variant_guess(ops: list[Op], size: int) -> dict[str, Any]:
 
 
 def _build(arch: str, guess: dict[str, Any]) -> Any:
-    """The ``arch`` model with the guessed keywords it takes (CPU, float32)."""
+    """The ``arch`` model with the guessed keywords it takes (CPU, float32), two towers
+    merged (:mod:`minialexnet.merged`): one chain of layers whose ``state_dict`` has the
+    towers' names, so it is filled and saved as it is."""
     builder = ARCHS[arch]
     kw = dict(guess)
     num_classes = kw.pop("num_classes")
     if arch == "alexnet-owt":
         kw = {k: v for k, v in kw.items() if k not in ("towers", "lrn_across")}
-    if arch == "cnn4":
+    elif arch == "cnn4":
         if guess["input_size"] != 32 or guess["towers"] != 1:
             raise ValueError("cnn4 takes 32x32 images, one tower")
         kw = {k: kw[k] for k in ("activation", "lrn", "pool")}
+    else:
+        kw["merged"] = guess["towers"] == 2
     return builder(num_classes, ["cpu"], 0, "paper", **kw)
 
 
@@ -182,19 +185,26 @@ def _describe(sig: tuple[Any, ...]) -> str:
 
 
 def match_model(ops: list[Op], size: int) -> Any:
-    """The minialexnet model (CPU, float32, unfilled) whose layers are ``ops``; ConvertError
-    naming the first layer that differs from the closest candidate otherwise."""
+    """The minialexnet model (CPU, float32, unfilled; two towers merged) whose layers are
+    ``ops``; ConvertError naming the first layer that differs from the closest candidate
+    otherwise."""
     guess = _variant_guess(ops, size)
     wanted = [_op_signature(op) for op in ops]
     best: tuple[int, str] = (-1, "")
-    for arch in ARCHS:
+    first = next((op.attrs for op in ops if op.kind == "conv"), {})
+    conv1 = (first.get("kernel"), first.get("stride"), first.get("pad"))
+    specs = {spec.arch: spec for spec in (ALEXNET, ALEXNET_CIFAR, ALEXNET_OWT)}
+
+    def unlikely(arch: str) -> bool:  # try first the nets whose conv1 kernel/stride/pad fit
+        return arch not in specs or specs[arch].conv1[1:] != conv1
+
+    for arch in sorted(ARCHS, key=unlikely):
         try:
             model = _build(arch, guess)
         except (ValueError, AssertionError) as exc:
             best = max(best, (0, f"{arch}: {exc}"))
             continue
-        net = merge_towers(model) if _two_towers(model) else model
-        layers = [(n, s) for n, layer in flat_layers(net) if (s := _signature(layer)) is not None]
+        layers = [(n, s) for n, layer in flat_layers(model) if (s := _signature(layer)) is not None]
         got = [s for _, s in layers]
         if got == wanted:
             return model
@@ -210,27 +220,21 @@ def match_model(ops: list[Op], size: int) -> Any:
     raise ConvertError(f"not an AlexNet this library builds: {best[1]}")
 
 
-def _two_towers(model: Any) -> bool:
-    return any(isinstance(s, Towers) and len(s.towers) == 2 for _, s in model.stages)
-
-
 def fill(model: Any, ops: list[Op]) -> None:
-    """Copy the chain's weights into ``model`` (matched by :func:`match_model`)."""
-    net = merge_towers(model) if _two_towers(model) else model
-    weighted = [layer for _, layer in flat_layers(net) if isinstance(layer, (Conv2d, Linear))]
+    """Copy the chain's weights into ``model`` (matched by :func:`match_model`), in place."""
+    layers = flat_layers(model)
+    weighted = [layer for _, layer in layers if isinstance(layer, (Conv2d, Linear))]
     for layer, op in zip(weighted, [op for op in ops if op.kind in ("conv", "fc")], strict=True):
         for name, array in zip(("w", "b"), op.weights, strict=True):
             layer.params[name][...] = np.asarray(array, dtype=layer.params[name].dtype)
     for op, (_, layer) in zip(
         [op for op in ops if op.kind == "lrn"],
-        [(n, la) for n, la in flat_layers(net) if isinstance(la, LRN)],
+        [(n, la) for n, la in layers if isinstance(la, LRN)],
         strict=True,
     ):
         ours = (layer.n, layer.k, layer.alpha, layer.beta)
         if not np.allclose(ours, op.attrs["constants"], rtol=1e-6, atol=0):
             raise ConvertError(f"LRN {op.node}: constants {op.attrs['constants']} became {ours}")
-    if net is not model:
-        model.load_state_dict(net.state_dict())
 
 
 def fold_convention(model: Any, convention: Convention) -> np.ndarray:
@@ -246,15 +250,12 @@ def fold_convention(model: Any, convention: Convention) -> np.ndarray:
     mean_rgb = np.zeros(3)
     for c, src in enumerate(order):
         mean_rgb[src] = convention.mean[c]
-    net = merge_towers(model) if _two_towers(model) else model
-    conv1 = next(layer for _, layer in flat_layers(net) if isinstance(layer, Conv2d))
+    conv1 = next(layer for _, layer in flat_layers(model) if isinstance(layer, Conv2d))
     w = np.array(conv1.params["w"], dtype=np.float64)
     folded = np.empty_like(w)
     for c, src in enumerate(order):
         folded[:, src] = w[:, c] / convention.std[c]
     conv1.params["w"][...] = folded.astype(conv1.params["w"].dtype)
-    if net is not model:
-        model.load_state_dict(net.state_dict())
     return mean_rgb
 
 

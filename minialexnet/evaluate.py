@@ -25,7 +25,7 @@ from .data import BatchLoader, Dataset, Stats, eval_transform, load_dataset, ten
 from .models import model_from_config
 from .viz import plot_confusion
 
-__all__ = ["topk_correct", "evaluate_model", "load_model", "main"]
+__all__ = ["topk_correct", "evaluate_model", "image_features", "load_model", "main"]
 
 
 def topk_correct(scores: np.ndarray, labels: np.ndarray, k: int) -> int:
@@ -96,6 +96,20 @@ def evaluate_model(
     if keep_predictions:
         result["predictions"] = np.concatenate(predictions).astype(np.int64)
     return result
+
+
+def image_features(
+    model: Any, images: np.ndarray, stats: Stats, stage: str = "fc7", batch: int = 64
+) -> np.ndarray:
+    """The activations after ``stage`` (``model.features``) of uint8 images (N, H, W, 3),
+    prepared as for evaluation (centre crop minus the mean image), in batches of
+    ``batch``; a host array (N, D), float32. ``"fc7"``: the paper's 4096-d feature vector
+    whose Euclidean neighbours are images the network finds alike [6.1, Figure 4]."""
+    parts = []
+    for i in range(0, len(images), batch):
+        x = eval_transform(images[i : i + batch], stats=stats, crop=model.input_size)
+        parts.append(to_numpy(model.features(x, stage)))
+    return np.concatenate(parts)
 
 
 def load_model(path: str | Path, devices: list[Device] | None = None) -> tuple[Any, Stats, dict]:

@@ -50,7 +50,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,7 +58,7 @@ import numpy as np
 
 from . import __version__
 from .backend import to_numpy
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, write_atomically
 from .data import Stats
 from .evaluate import load_model
 from .layers import LRN, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Tanh
@@ -428,30 +427,8 @@ def export_onnx(
         image_size=image_size,
     )  # fmt: skip
     data = proto.SerializeToString()
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private (0600); a model is not
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomically(path, lambda f: f.write(data))
     return proto
-
-
-def _umask() -> int:
-    """The process's umask (read by setting it, then setting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,7 +39,14 @@
 # %%
 try:
     import minialexnet
-    from minialexnet.tutorial import FAST, check_close, imagenet_alexnet, pick, trained_model
+    from minialexnet.tutorial import (
+        FAST,
+        check_close,
+        imagenet_alexnet,
+        pick,
+        show_source,
+        trained_model,
+    )
 except ImportError as exc:
     raise ImportError(
         "minialexnet is not installed in this kernel. From a checkout run `make tutorials`, "
@@ -58,7 +65,7 @@ from PIL import Image as PILImage
 from minialexnet import functional as F
 from minialexnet.backend import to_numpy
 from minialexnet.data import eval_transform, load_dataset
-from minialexnet.evaluate import evaluate_model, load_model
+from minialexnet.evaluate import evaluate_model, image_features, load_model
 from minialexnet.models import model_from_config
 from minialexnet.predict import load_image
 from minialexnet.viz import (
@@ -267,16 +274,10 @@ queries = load_dataset(run["dataset"], "val", size=pick(64, 500), image_size=ima
                        seed=run["seed"], data_dir=run["data_dir"])  # fmt: skip
 
 
-def fc7(images, batch=250):
-    """fc7 features of uint8 images (N, H, W, 3), in batches, as a host array."""
-    parts = []
-    for i in range(0, len(images), batch):
-        x = eval_transform(images[i : i + batch], stats=stats, crop=model.input_size)
-        parts.append(to_numpy(model.features(x, "fc7")))
-    return np.concatenate(parts)
-
-
-db_feats, q_feats = fc7(database.images), fc7(queries.images)
+# in batches: for each, eval_transform (centre crop minus the mean) then model.features
+show_source(image_features)
+db_feats = image_features(model, database.images, stats, batch=250)
+q_feats = image_features(model, queries.images, stats, batch=250)
 print("features:", db_feats.shape, q_feats.shape, "| zero entries (ReLU):",
       f"{100 * np.mean(db_feats == 0):.0f}%")  # fmt: skip
 
@@ -565,14 +566,7 @@ if imagenet is not None:
     print(f"{len(photos)} images: {where}")
     big_params = {name: p for name, p, _ in big.parameters()}
 
-    def big_fc7(images, batch=16):
-        parts = []
-        for i in range(0, len(images), batch):
-            x = eval_transform(images[i : i + batch], stats=big_stats, crop=big.input_size)
-            parts.append(to_numpy(big.features(x, "fc7")))
-        return np.concatenate(parts)
-
-    photo_feats = big_fc7(photos)
+    photo_feats = image_features(big, photos, big_stats, batch=16)
     logits = photo_feats @ to_numpy(big_params["fc8.w"]).T + to_numpy(big_params["fc8.b"])
     x2 = eval_transform(photos[:2], stats=big_stats, crop=big.input_size)
     check_close("fc8 of fc7 vs the whole network", logits[:2], big.forward(x2, train=False),

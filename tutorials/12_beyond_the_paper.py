@@ -51,9 +51,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image as PILImage
 
-from minialexnet.backend import to_numpy
 from minialexnet.data import dataset_statistics, eval_transform, load_dataset, train_transform
-from minialexnet.evaluate import load_model
+from minialexnet.evaluate import image_features, load_model
 from minialexnet.functional import (
     conv2d_backward,
     conv2d_forward,
@@ -165,11 +164,7 @@ print(f"using {found}: {run['dataset']}, epoch {meta['epoch']}, best validation 
 
 # %%
 def fc7_features(images, batch=250):
-    parts = []
-    for i in range(0, len(images), batch):
-        x = eval_transform(images[i : i + batch], stats=stats, crop=model.input_size)
-        parts.append(to_numpy(model.features(x, "fc7")))
-    return np.concatenate(parts).astype(np.float64)
+    return image_features(model, images, stats, batch=batch).astype(np.float64)
 
 
 seed = run.get("seed", 0)
@@ -275,8 +270,7 @@ def imagenet_fc7(images, batch=16):
         large = np.stack([np.asarray(PILImage.fromarray(im).resize((size, size),
                                                                    PILImage.Resampling.BICUBIC))
                           for im in images[i : i + batch]])  # fmt: skip
-        x = eval_transform(large, stats=big_stats, crop=big.input_size)
-        parts.append(to_numpy(big.features(x, "fc7")))
+        parts.append(image_features(big, large, big_stats, batch=batch))
     return np.concatenate(parts).astype(np.float64)
 
 
