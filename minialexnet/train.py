@@ -953,11 +953,11 @@ def final_report(out: Path, val_set: Any, args: argparse.Namespace) -> dict[str,
 
 def start_distributed(args: argparse.Namespace, on_gpu: bool) -> Dist:
     """:func:`~minialexnet.distributed.init_distributed` from ``--dist-backend``; on ranks
-    other than 0, standard output goes nowhere and progress bars are off (errors still show)."""
+    other than 0, standard output goes nowhere (errors still show; :func:`data_parallel`
+    turns their progress bars off)."""
     dist = init_distributed(args.dist_backend, on_gpu=on_gpu)
     if not dist.is_root:
         sys.stdout = open(os.devnull, "w")  # for the life of the process
-        args.quiet_rank = True
     return dist
 
 
@@ -972,14 +972,13 @@ def data_parallel(
     """
     if dist.size == 1:
         return None
-    options = {k: v for k, v in vars(args).items() if k != "quiet_rank"}
     shapes = [(name, tuple(p.shape)) for name, p, _ in model.parameters()]
-    check_consistent(dist, fingerprint(options, shapes))
-    if getattr(args, "quiet_rank", False):
+    check_consistent(dist, fingerprint(vars(args), shapes))
+    if not dist.is_root:  # after the check, which compares --quiet as given
         args.quiet = True
     # ValueError: batch not divisible by N
-    dp = DataParallel(dist, model, args.batch_size, overlap=not getattr(args, "no_overlap", False))
-    dist.timeout = getattr(args, "dist_timeout", 0.0) or None
+    dp = DataParallel(dist, model, args.batch_size, overlap=not args.no_overlap)
+    dist.timeout = args.dist_timeout or None
     on = "+".join(devices) if devices and devices[0] != "cpu" else ""
     ranks = enumerate(dist.allgather((os.getpid(), on)))  # launchers name a killed pid
     print(

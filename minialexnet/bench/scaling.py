@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     # one thread: the towers one after the other too (concurrency.py runs them on 2 threads)
     env = {**os.environ, **one_thread, "MINIALEXNET_TOWER_THREADS": "0"}
     rows: list[dict[str, Any]] = []
-    overlaps = {"on": ["on"], "off": ["off"], "both": ["off", "on"]}[getattr(args, "overlap", "on")]
+    overlaps = {"on": ["on"], "off": ["off"], "both": ["off", "on"]}[args.overlap]
     for n in ranks:
         for overlap in overlaps if n > 1 else ["off"]:
             cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "minialexnet.bench.scaling",

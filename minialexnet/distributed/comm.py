@@ -61,7 +61,7 @@ class Dist:
     rank = 0
     size = 1
     local_rank = 0
-    timeout: float | None = None  # seconds a step's allreduce waits for the others (MPI)
+    timeout: float | None = None  # seconds a step's allreduce waits for the others
     step = 0  # the step being reduced (this process's count), for the timeout's message
 
     @property
@@ -96,6 +96,24 @@ class Dist:
     def abort(self, message: str, code: int = 1) -> None:
         """Print ``rank R: message`` to stderr and end every rank (never returns when size > 1)."""
         print(f"rank {self.rank}: {message}", file=sys.stderr, flush=True)
+
+    def _wait_until(self, done: Any, what: str = "", pause: float = 0.0) -> None:
+        """Poll ``done()`` until true; past ``timeout`` seconds, abort every rank with a message.
+
+        A rank that hangs (a deadlock, a stuck file system, a stopped process) would otherwise
+        keep the others in the allreduce forever; neither MPI nor NCCL has a timeout.
+        """
+        timeout = float(self.timeout or 0.0)
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                self.abort(
+                    f"no progress from the other ranks for {timeout:g} s at step {self.step} "
+                    f"({what}a rank hangs or died); aborting"
+                )
+                return  # abort returns only in tests, with a stand-in
+            if pause:
+                time.sleep(pause)
 
 
 class SingleProcess(Dist):
@@ -134,13 +152,16 @@ class MPIDist(Dist):
             )
 
     def allreduce_mean_(self, flat: Any) -> Any:
-        self._check_buffer(flat)
-        if self.timeout is None:
-            self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
-        else:
-            self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM))
+        if self.timeout is not None:  # started and finished, so that the wait can be timed
+            return self.finish_allreduce_(self.start_allreduce_(flat))
+        self._sum_(flat)
         flat /= self.size
         return flat
+
+    def _sum_(self, flat: Any) -> None:
+        """The blocking sum over the ranks, in place."""
+        self._check_buffer(flat)
+        self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
 
     def start_allreduce_(self, flat: Any) -> Any:
         self._check_buffer(flat)
@@ -159,22 +180,8 @@ class MPIDist(Dist):
         return flat
 
     def _wait(self, request: Any) -> None:
-        """Poll ``request`` until done; past ``timeout`` seconds, abort every rank with a message.
-
-        A rank that hangs (a deadlock, a stuck file system, a stopped process) would otherwise
-        keep the others in the allreduce forever; MPI itself has no timeout.
-        """
-        import time
-
-        timeout = float(self.timeout or 0.0)
-        deadline = time.monotonic() + timeout
-        while not request.Test():
-            if time.monotonic() > deadline:
-                self.abort(
-                    f"no progress from the other ranks for {timeout:g} s at step {self.step} "
-                    "(a rank hangs or died); aborting"
-                )
-                return  # abort returns only in tests, with a stand-in
+        """Wait for ``request`` at most ``timeout`` seconds (:meth:`Dist._wait_until`)."""
+        self._wait_until(request.Test)  # Test also lets MPI move the transfer on
 
     def sum_host(self, values: list[float]) -> list[float]:
         buf = np.asarray(values, dtype=np.float64).copy()
@@ -254,12 +261,8 @@ class NcclDist(MPIDist):
             ptr, ptr, flat.size, getattr(self.nccl, dtype), self.nccl.NCCL_SUM, stream_ptr
         )
 
-    def allreduce_mean_(self, flat: Any) -> Any:
-        if self.timeout is not None:  # on the side stream, so that finishing can be timed
-            return self.finish_allreduce_(self.start_allreduce_(flat))
+    def _sum_(self, flat: Any) -> None:
         self._allreduce_sum(flat, self._stream_ptr())
-        flat /= self.size
-        return flat
 
     def start_allreduce_(self, flat: Any) -> Any:
         cuda = self._cuda()
@@ -275,16 +278,8 @@ class NcclDist(MPIDist):
 
     def finish_allreduce_(self, handle: Any) -> Any:
         done, flat = handle
-        if self.timeout is not None:
-            deadline = time.monotonic() + float(self.timeout)
-            while not done.done:  # CuPy's Event.done: cudaEventQuery
-                if time.monotonic() > deadline:
-                    self.abort(
-                        f"no progress from the other ranks for {float(self.timeout):g} s at step "
-                        f"{self.step} (NCCL allreduce; a rank hangs or died); aborting"
-                    )
-                    break  # abort returns only in tests, with a stand-in
-                time.sleep(0.0005)
+        if self.timeout is not None:  # CuPy's Event.done: cudaEventQuery
+            self._wait_until(lambda: done.done, "NCCL allreduce; ", pause=0.0005)
         self._cuda().get_current_stream().wait_event(done)
         flat /= self.size
         return flat

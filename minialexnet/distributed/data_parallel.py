@@ -55,7 +55,8 @@ class DataParallel:
             self.after, early = _fc_part(model)
             if early and len(early) < len(params):
                 self.early = FlatGrads(early)
-                params = [p for p in params if p[0] not in {n for n, _, _ in early}]
+                sent_early = {name for name, _, _ in early}
+                params = [p for p in params if p[0] not in sent_early]
         self.flat = FlatGrads(params, extras=3) if dist.size > 1 else None
 
     @property

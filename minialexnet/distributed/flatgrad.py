@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import get_array_module, on_device_of, to_numpy
 from .comm import Dist
 
 
@@ -56,14 +56,9 @@ class FlatGrads:
             for g in grads:
                 slots.append((offset, g))
                 offset += int(g.size)
-            xp = get_array_module(grads[0])
             size = offset + (self.extras if i == 0 else 0)
-            device = getattr(grads[0], "device", None)
-            if xp is np or device is None:
-                buffer = np.zeros(size, dtype=grads[0].dtype)
-            else:
-                with device:
-                    buffer = xp.zeros(size, dtype=grads[0].dtype)
+            with on_device_of(grads[0]):  # a GPU's buffer on that GPU
+                buffer = get_array_module(grads[0]).zeros(size, dtype=grads[0].dtype)
             self.groups.append((buffer, slots))
 
     @property
@@ -90,8 +85,7 @@ class FlatGrads:
                 g[...] = buffer[offset : offset + g.size].reshape(g.shape)
         if not self.extras:
             return []
-        tail = self.groups[0][0][-self.extras :]
-        return [float(v) for v in (tail.get() if hasattr(tail, "get") else tail)]
+        return [float(v) for v in to_numpy(self.groups[0][0][-self.extras :])]
 
     def allreduce_mean_(self, dist: Dist, extras: Sequence[float] = ()) -> list[float]:
         """Average every gradient (and ``extras``) over the ranks: one allreduce per device."""
