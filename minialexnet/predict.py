@@ -14,12 +14,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from . import functional as F
 from .backend import Device, to_numpy
 from .checkpoint import CheckpointError
 from .data import eval_transform
+from .data.folder import decode_image
 from .evaluate import load_model
 from .viz import plot_top5
 
@@ -29,26 +30,9 @@ BATCH = 32
 
 
 def load_image(path: str | Path, size: int) -> np.ndarray:
-    """An image file as uint8 (size, size, 3): RGB, shorter side resized to size, centre crop."""
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)  # phones store photos sideways plus a rotation tag
-        if img.mode.startswith("I"):  # 16/32-bit grey (PNG, TIFF): to 0-255, not clipped
-            pixels = np.asarray(img, dtype=np.float64)
-            top_value = 65535.0 if pixels.max() > 255 else 255.0
-            img = Image.fromarray(np.round(pixels * (255.0 / top_value)).astype(np.uint8))
-        if img.mode in ("RGBA", "LA") or "transparency" in img.info:  # transparent: on white
-            img = img.convert("RGBA")
-            white = Image.new("RGBA", img.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(white, img)
-        img = img.convert("RGB")
-        w, h = img.size
-        scale = size / min(w, h)
-        img = img.resize(
-            (max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR
-        )
-        w, h = img.size
-        left, top = (w - size) // 2, (h - size) // 2
-        return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    """An image file as uint8 (size, size, 3): RGB, shorter side resized to size, centre
+    crop; decoded as the datasets decode (:func:`minialexnet.data.folder.decode_image`)."""
+    return decode_image(path, size)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from .dataset import Dataset
@@ -41,7 +41,7 @@ from .dataset import Dataset
 __all__ = ["IMAGE_EXTENSIONS", "default_cache_dir", "list_images", "decode_image", "load_folder"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: EXIF orientation, 16-bit grey, transparency (decode_image)
 _BILINEAR = getattr(Image, "Resampling", Image).BILINEAR  # Pillow >= 9.1 has Image.Resampling
 _SHOW_BAD = 5  # how many unreadable paths a report lists
 
@@ -128,17 +128,34 @@ def list_images(root: str | os.PathLike, split: str) -> tuple[list[str], list[Pa
     return classes, paths, np.asarray(labels, dtype=np.int64)
 
 
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB as a viewer shows the file: turned upright by its EXIF orientation (phones
+    store photos sideways plus a tag), 16/32-bit grey scaled to 0-255 (not clipped to
+    white), transparency over white."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode.startswith("I"):
+        pixels = np.asarray(img, dtype=np.float64)
+        top_value = 65535.0 if pixels.max() > 255 else 255.0
+        img = Image.fromarray(np.round(pixels * (255.0 / top_value)).astype(np.uint8))
+    if img.mode in ("RGBA", "LA") or "transparency" in img.info:
+        img = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img)
+    return img.convert("RGB")
+
+
 def decode_image(path: str | os.PathLike, image_size: int) -> np.ndarray:
     """Decode one image to uint8 (image_size, image_size, 3) RGB, the paper's way.
 
-    Shorter side -> image_size (bilinear, antialiased when shrinking), then the central
-    square crop. Raises whatever Pillow raises for an unreadable file.
+    Upright by its EXIF tag, 16-bit grey scaled, transparency on white; shorter side ->
+    image_size (bilinear, antialiased when shrinking), then the central square crop.
+    Datasets and ``predict`` both decode this way. Raises whatever Pillow raises for an
+    unreadable file.
     """
     with Image.open(path) as img:
         # JPEG only: let the decoder shrink by 1/2, 1/4 or 1/8 while staying >= image_size
         # (much faster for large photos; the bilinear resize below does the rest)
         img.draft("RGB", (image_size, image_size))
-        img = img.convert("RGB")
+        img = _to_rgb(img)
     width, height = img.size
     scale = image_size / min(width, height)
     new_w, new_h = max(image_size, round(width * scale)), max(image_size, round(height * scale))
