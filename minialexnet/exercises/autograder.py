@@ -36,7 +36,9 @@ import shlex
 import stat
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
+from ..checkpoint import write_atomically
 from .catalogue import CatalogueError, read_catalogue, repo_root
 from .manifest import Manifest, ManifestError, changes, read_manifest
 from .release import _walk  # the student copy's file walk: the same files, the same skips
@@ -208,11 +210,11 @@ def build_autograder(
     if out.is_dir():
         raise AutograderError(f"--out {out} is a folder; name the zip file to write")
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    try:
-        with zipfile.ZipFile(partial, "w") as archive:
+    script = run_autograder_script(timeout, hidden_visibility, accept_changes)
+
+    def write(f: BinaryIO) -> None:
+        with zipfile.ZipFile(f, "w") as archive:
             _add(archive, "setup.sh", setup_script().encode(), executable=True)
-            script = run_autograder_script(timeout, hidden_visibility, accept_changes)
             _add(archive, "run_autograder", script.encode(), executable=True)
             _add(archive, "release.json", manifest.to_json().encode())
             for rel in checkout_files(root):
@@ -223,10 +225,8 @@ def build_autograder(
                     (root / rel).read_bytes(),
                     executable=bool(mode & stat.S_IXUSR),
                 )
-        os.replace(partial, out)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+
+    write_atomically(out, write)
     return out
 
 

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from . import wire
+from .sandbox import GRADE_SALT_ENV
 
 __all__ = [
     "FIXTURE_FILE",
@@ -200,6 +201,24 @@ def _snapshot(value: Any) -> Any:
     return value
 
 
+def run_checkout_tests(
+    root: Path, tests: Sequence[str], env: dict[str, str], args: Sequence[str], timeout: float
+) -> subprocess.CompletedProcess:
+    """Run pytest on ``tests`` of the checkout ``root`` with its own package, output captured.
+
+    The environment is this process's without its pytest options, ``PYTHONPATH``, grading
+    salt and recording file, plus ``env``; ``args`` are more pytest options.
+    """
+    dropped = ("PYTEST_ADDOPTS", "PYTHONPATH", GRADE_SALT_ENV, RECORD_ENV)
+    full = {k: v for k, v in os.environ.items() if k not in dropped}
+    full.update({"PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1", **env})
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    command += ["--rootdir", str(root), *[str(root / t) for t in tests]]
+    return subprocess.run(
+        command, cwd=root, env=full, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def write_check_fixtures(
     root: Path, tests: Sequence[str], dest: Path, *, timeout: float = 600.0
 ) -> Path:
@@ -215,14 +234,8 @@ def write_check_fixtures(
     root, dest = Path(root).resolve(), Path(dest).resolve()
     target = dest / FIXTURE_FILE
     target.unlink(missing_ok=True)  # an older recording must not pass for this one
-    dropped = ("PYTEST_ADDOPTS", "PYTHONPATH", "MINIALEXNET_GRADE_SALT")  # the shipped inputs
-    env = {k: v for k, v in os.environ.items() if k not in dropped}
-    env.update({RECORD_ENV: str(target), "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"})
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"]
-    command += ["--rootdir", str(root), *[str(root / t) for t in tests]]
-    done = subprocess.run(
-        command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    # without the grading salt: the shipped inputs are the ones recorded
+    done = run_checkout_tests(root, tests, {RECORD_ENV: str(target)}, ["-x"], timeout)
     if done.returncode == 0 and not target.is_file():
         Recorder().save(target)  # the tests passed without a reference call: nothing to replay
     if done.returncode != 0 or not target.is_file():

@@ -28,7 +28,6 @@ import argparse
 import csv
 import json
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -55,9 +54,10 @@ from .sandbox import (
     PACKAGE,
     SandboxResult,
     TestOutcome,
+    _copy_package,
     run_tests,
 )
-from .scoring import GradedTest, graded_tests, score
+from .scoring import GradedTest, graded_tests, rounded, score
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -152,8 +152,7 @@ class GradeReport:
     @property
     def score(self) -> float:
         """Points earned."""
-        total = round(sum(e.score for e in self.exercises), 2)
-        return int(total) if total == int(total) else total
+        return rounded(sum(e.score for e in self.exercises))
 
     @property
     def max_score(self) -> int:
@@ -392,12 +391,7 @@ def _without_loops(student: Path, root: Path, left_out: Sequence[str], work: Pat
     a submission that pasted the loops back gains nothing. Returns the copy's folder.
     """
     target = work / "student"
-    shutil.copytree(
-        student / PACKAGE,
-        target / PACKAGE,
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-        symlinks=True,
-    )
+    _copy_package(student, target)
     by_file: dict[str, dict[str, str]] = {}
     for spec in left_out:
         path, _, function = spec.partition("::")

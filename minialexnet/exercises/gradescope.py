@@ -40,19 +40,20 @@ def _exercise_entries(e: ExerciseGrade, number: int, hidden_visibility: str) -> 
     if e.max_score == 0:
         status = "passed" if e.failed == 0 and not e.problem else "failed"
     hidden = [t for t in e.tests if t.hidden]
+    failures = [t for t in hidden if t.failed]
     if not e.tests:  # the run reported no test (a problem), or an old-style grade
         output = e.output
     else:
         output = feedback(e.title, e.tests, e.problem, e.seconds, hidden=False if hidden else None)
-        failed_hidden = sum(t.failed for t in hidden)
         if hidden:
-            output += f"\n\nHidden tests: {len(hidden) - failed_hidden} of {len(hidden)} passed" + (
-                f"; the messages of the {failed_hidden} that failed are under "
+            output += f"\n\nHidden tests: {len(hidden) - len(failures)} of {len(hidden)} passed"
+        if failures:
+            output += (
+                f"; the messages of the {len(failures)} that failed are under "
                 f"'{e.name}: hidden tests'"
-                + (" once grades are published" if hidden_visibility != "visible" else "")
-                if failed_hidden
-                else ""
             )
+            if hidden_visibility != "visible":
+                output += " once grades are published"
     scoring = "share of tests passed" if e.scoring == "proportional" else "all tests must pass"
     entries = [
         {
@@ -67,7 +68,6 @@ def _exercise_entries(e: ExerciseGrade, number: int, hidden_visibility: str) -> 
         }
     ]
     if hidden:
-        failures = [t for t in hidden if t.failed]
         lines = [f"{e.name} (hidden tests): {len(hidden) - len(failures)} of {len(hidden)} passed"]
         lines += [f"  {t.name}: {t.message or t.outcome}" for t in failures]
         entries.append(

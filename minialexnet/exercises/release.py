@@ -47,7 +47,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -64,7 +63,7 @@ from .catalogue import (
     select,
     split_spec,
 )
-from .fixtures import FIXTURE_FILE, RECORD_ENV, write_check_fixtures
+from .fixtures import FIXTURE_FILE, run_checkout_tests, write_check_fixtures
 from .loop_reference import left_out_by_file, stub_functions
 from .manifest import (
     MANIFEST_NAME,
@@ -437,15 +436,9 @@ def _check_salted(
     tests = list(dict.fromkeys(t for ex in chosen for t in ex.all_tests))
     if not tests:
         return
-    root = catalogue.root
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTHONPATH")}
-    env.pop(RECORD_ENV, None)
-    env.update({GRADE_SALT_ENV: str(salt), "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"})
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE"]
-    command += ["--rootdir", str(root), *[str(root / t) for t in tests]]
     try:
-        done = subprocess.run(
-            command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout
+        done = run_checkout_tests(
+            catalogue.root, tests, {GRADE_SALT_ENV: str(salt)}, ["-rfE"], timeout
         )
     except (OSError, subprocess.SubprocessError) as exc:
         raise ReleaseError(

@@ -44,7 +44,6 @@ self-check needs; its ``ref`` replays recorded reference calls (:mod:`.fixtures`
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -60,6 +59,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from . import _landlock
 
 __all__ = [
     "DEFAULT_OUTPUT_LIMIT",
@@ -191,6 +192,12 @@ def copy_reference_package(root: Path, dest: Path, package: str = PACKAGE) -> Pa
     target = Path(dest) / f"{package}_reference"
     shutil.copytree(source, target, ignore=_CACHES)
     return target
+
+
+def _copy_package(student: Path, dest: Path, package: str = PACKAGE) -> None:
+    """Copy ``student/package`` (when there is one) to ``dest/package``: no caches, links kept."""
+    if (student / package).is_dir():
+        shutil.copytree(student / package, dest / package, ignore=_CACHES, symlinks=True)
 
 
 def _split_test(spec: str) -> tuple[str, str]:
@@ -346,12 +353,7 @@ def confinement(worker_user: str | None = DEFAULT_WORKER_USER) -> str:
     ``""``: neither, so the worker can read whatever this user can (the instructor's
     checkout included): grade as root, or on a kernel with Landlock.
     """
-    spec = importlib.util.spec_from_file_location(
-        "_minialexnet_landlock", Path(__file__).with_name("_landlock.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if module.abi() > 0:
+    if _landlock.abi() > 0:
         return "landlock"
     return "user" if _worker_user(worker_user) is not None else ""
 
@@ -376,8 +378,7 @@ def _prepare_worker(
     here = Path(__file__).parent
     shutil.copy2(here / "wire.py", runtime / "_minialexnet_wire.py")
     shutil.copy2(here / "_worker.py", runtime / "_worker.py")
-    if (student / package).is_dir():
-        shutil.copytree(student / package, copy / package, ignore=_CACHES, symlinks=True)
+    _copy_package(student, copy, package)
     import numpy
 
     # NumPy and nothing else of site-packages (no .pth files, no editable finder of the
@@ -514,10 +515,7 @@ def run_tests(
         else:
             student_dir = work / "student"
             student_dir.mkdir()
-            if (student / package).is_dir():
-                shutil.copytree(
-                    student / package, student_dir / package, ignore=_CACHES, symlinks=True
-                )
+            _copy_package(student, student_dir, package)
             child_env.update(
                 PYTHONPATH=os.pathsep.join([str(plugin_dir), str(student_dir)]),
                 MINIALEXNET_SANDBOX_MODE="local",

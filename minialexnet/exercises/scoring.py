@@ -87,5 +87,10 @@ def score(points: int, scoring: str, tests: Sequence[GradedTest], problem: str |
         return points if failed == 0 else 0
     if scoring != "proportional":
         raise ValueError(f"unknown scoring {scoring!r}; expected 'proportional' or 'all'")
-    share = round(points * passed / (passed + failed), 2)
-    return int(share) if share == int(share) else share
+    return rounded(points * passed / (passed + failed))
+
+
+def rounded(value: float) -> float:
+    """``value`` to 2 decimals, an ``int`` when whole (``10``, not ``10.0``)."""
+    value = round(value, 2)
+    return int(value) if value == int(value) else value
